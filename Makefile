@@ -1,0 +1,28 @@
+# Two commands set up and check everything on a fresh machine: `make demo`, `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# CPU build of torch (this pin resolves to the local CPU wheel; elsewhere PyPI's).
+	$(BIN)/pip install -q torch==2.13.0
+	# FaceMesh + SelfieSegmentation models ship inside this wheel; its own deps are not needed.
+	$(BIN)/pip install -q --no-deps mediapipe==0.10.21
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/talkinghead demo -o demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) demo out

@@ -1,0 +1,55 @@
+"""Progress bars with ETA (stderr), and a tiny stage timer for summary tables."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+
+def quiet() -> bool:
+    return os.environ.get("TALKINGHEAD_QUIET", "") not in ("", "0")
+
+
+def bar(total: int | None = None, desc: str = "", unit: str = "it", **kw) -> tqdm:
+    """A tqdm bar on stderr with ETA; silent when TALKINGHEAD_QUIET=1."""
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
+                leave=False, disable=quiet(), mininterval=0.5, **kw)
+
+
+def info(msg: str) -> None:
+    if not quiet():
+        print(msg, file=sys.stderr, flush=True)
+
+
+def warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class StageTimer:
+    """Collects (stage, seconds, note) rows and prints them as a table."""
+
+    rows: list[tuple[str, float, str]] = field(default_factory=list)
+
+    @contextmanager
+    def stage(self, name: str, note: str = ""):
+        t0 = time.perf_counter()
+        row = [name, 0.0, note]
+        try:
+            yield row
+        finally:
+            row[1] = time.perf_counter() - t0
+            self.rows.append(tuple(row))
+
+    def table(self) -> str:
+        w = max([len(r[0]) for r in self.rows] + [5])
+        lines = [f"{'stage':<{w}}  {'seconds':>8}  note", f"{'-' * w}  {'-' * 8}  ----"]
+        for name, sec, note in self.rows:
+            lines.append(f"{name:<{w}}  {sec:8.2f}  {note}")
+        lines.append(f"{'total':<{w}}  {sum(r[1] for r in self.rows):8.2f}")
+        return "\n".join(lines)
