@@ -30,6 +30,25 @@ def warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr, flush=True)
 
 
+@contextmanager
+def native_stderr_silenced():
+    """Hide C++ log lines (mediapipe/TFLite write straight to fd 2) for the block.
+
+    Python's own stderr is flushed first; the descriptor is restored after.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 @dataclass
 class StageTimer:
     """Collects (stage, seconds, note) rows and prints them as a table."""

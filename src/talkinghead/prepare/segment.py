@@ -26,7 +26,11 @@ class PersonSegmenter:
     def __init__(self):
         import mediapipe as mp
 
-        self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        from ..progress import native_stderr_silenced
+
+        with native_stderr_silenced():
+            self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+            self._seg.process(np.zeros((64, 64, 3), np.uint8))  # first call logs its set-up warnings
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         return self._seg.process(rgb).segmentation_mask

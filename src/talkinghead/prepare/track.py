@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import FaceError
 from ..geometry import face as F
+from ..progress import native_stderr_silenced
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,9 +26,12 @@ def _facemesh(static: bool, max_faces: int):
     import mediapipe as mp
 
     absl_logging.set_verbosity(absl_logging.ERROR)
-    return mp.solutions.face_mesh.FaceMesh(static_image_mode=static, max_num_faces=max_faces,
-                                           refine_landmarks=True, min_detection_confidence=0.5,
-                                           min_tracking_confidence=0.5)
+    with native_stderr_silenced():
+        fm = mp.solutions.face_mesh.FaceMesh(static_image_mode=static, max_num_faces=max_faces,
+                                             refine_landmarks=True, min_detection_confidence=0.5,
+                                             min_tracking_confidence=0.5)
+        fm.process(np.zeros((64, 64, 3), np.uint8))  # first call logs its set-up warnings
+    return fm
 
 
 def detect_landmarks(img: np.ndarray) -> list[np.ndarray]:
