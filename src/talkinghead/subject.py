@@ -36,7 +36,7 @@ TRACK_KEYS = {
     "subject_shape": "(478, 3) cm, this person's mean face in the canonical frame",
     "canon_landmarks": "(N, 478, 3) cm, pose-free landmarks K_f = P^-1 proj^-1(K)",
     "eye": "(N, 2) eye area ratio (right, left)",
-    "aperture": "(N,) inner-lip gap / outer-eye-corner distance (pose-free)",
+    "aperture": "(N,) inner-lip gap / outer-eye-corner distance, pose-free (x, y of canon_landmarks)",
     "lip_box": "(N, 4) x0, y0, x1, y1 crop pixels, square around the lips",
     "face_box": "(N, 4) x0, y0, x1, y1 crop pixels, tight around all landmarks",
 }

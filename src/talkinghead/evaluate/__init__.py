@@ -1,8 +1,9 @@
 """Evaluation metrics and reports for ``talkinghead evaluate``.
 
 Pure functions on numpy arrays (``metrics``: images, ``temporal``: per-frame
-series) plus ``report`` for metrics.json / report.html. Video decoding and
-landmark tracking live with the CLI.
+series), ``report`` for metrics.json / report.html, ``analyze`` (track a
+video once), ``cross`` (cross-driven: a video and its driving speech) and
+``self_driven`` (a model's held-out split against the real frames).
 """
 
 from .metrics import FlickerAccumulator, cpbd, crop_box, flicker, psnr, ssim

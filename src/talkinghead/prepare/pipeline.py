@@ -217,7 +217,7 @@ def _pose(raw: dict, crop: CropBox, cfg: PrepareConfig, work: Path) -> None:
     tracks.update(
         landmarks=lm.astype(np.float32), found=raw["found"],
         eye=F.eye_openness(canon).astype(np.float32),
-        aperture=F.mouth_aperture(canon).astype(np.float32),
+        aperture=F.mouth_aperture(canon[..., :2]).astype(np.float32),  # depth of K_f is the model's, not measured
         lip_box=F.lip_box(lm).astype(np.float32), face_box=F.bbox(lm).astype(np.float32),
     )
     save_npz(work / "tracks.npz", **tracks)
