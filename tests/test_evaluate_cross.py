@@ -64,7 +64,7 @@ def test_cli_writes_metrics_and_self_contained_report(talk_cli, capsys):
     for k in SELF_DRIVEN:
         assert m[k] is None, k
     assert set(m["viseme_consistency"]) == {"bilabial_closed", "vowel_open", "silence_rest", "mean"}
-    assert isinstance(m["av_lag_ms"], float) and 0.0 < m["cpbd"] <= 1.0
+    assert isinstance(m["av_lag_ms"], float) and 0.0 < m["cpbd"]["rendered"] <= 1.0 and m["cpbd"]["real"] is None
     html = (report / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4  # aperture, visemes, sample frames
     assert "Sample frames" in html and "Cross-driven" in html

@@ -36,6 +36,51 @@ def _synth(a: argparse.Namespace) -> None:
     print(out)
 
 
+def _train(a: argparse.Namespace) -> None:
+    from .train.pipeline import train
+
+    print(train(a.subject, a.engine, a.output, minutes=a.minutes, steps=a.steps, device=a.device,
+                overrides=a.set))
+
+
+def _say(a: argparse.Namespace) -> None:
+    from .say.pipeline import say
+
+    say(a.model, a.output, audio=a.audio, text=a.text, pose=a.pose, blink=a.blink, device=a.device,
+        subject=a.subject)
+    print(a.output)
+
+
+def _demo(a: argparse.Namespace) -> None:
+    from .demo import demo
+
+    print(demo(a.output, minutes=a.minutes, device=a.device))
+
+
+def _evaluate(a: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .errors import InputError
+
+    if (a.model_dir is None) == (a.video is None):
+        raise InputError("give exactly one of MODEL_DIR (self-driven) or --video OUT.mp4 (cross-driven)")
+    from .evaluate.cross import evaluate_video, format_metrics
+
+    if a.model_dir is not None:
+        from .evaluate.self_driven import evaluate_model
+
+        out = Path(a.output) if a.output else Path(a.model_dir) / f"eval_{a.split}"
+        print(format_metrics(evaluate_model(a.model_dir, split=a.split, report_dir=out, device=a.device)))
+        print(out / "report.html")
+        return
+
+    video = Path(a.video)
+    out = Path(a.output) if a.output else video.with_name(f"{video.stem}_report")
+    metrics = evaluate_video(video, audio=a.audio, report_dir=out)
+    print(format_metrics(metrics))
+    print(out / "report.html")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="talkinghead", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"talkinghead {__version__}")
@@ -67,6 +112,45 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fps", type=float, default=25.0)
     s.add_argument("--motion", type=float, default=1.0, help="head-motion amplitude (0 = still)")
     s.set_defaults(func=_synth)
+
+    s = sub.add_parser("train", help="subject directory -> model directory (resumable)")
+    s.add_argument("subject")
+    s.add_argument("--engine", default="viseme")
+    s.add_argument("-o", "--output", help="model directory (default: SUBJECT_<engine>)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--minutes", type=float, help="time budget (default 10)")
+    g.add_argument("--steps", type=int, help="step budget")
+    s.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="engine setting, repeatable")
+    s.set_defaults(func=_train)
+
+    s = sub.add_parser("say", help="render the person saying an audio file or a text")
+    s.add_argument("model")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--audio")
+    g.add_argument("--text")
+    s.add_argument("-o", "--output", required=True, help="mp4 to write")
+    s.add_argument("--pose", default="train", choices=["train", "still"])
+    s.add_argument("--blink", default="auto", choices=["auto", "none"])
+    s.add_argument("--device", default="auto")
+    s.add_argument("--subject", help="the subject directory, if it moved since training")
+    s.set_defaults(func=_say)
+
+    s = sub.add_parser("demo", help="synthesize, prepare, train and say: the whole pipeline, no data needed")
+    s.add_argument("-o", "--output", default="demo")
+    s.add_argument("--minutes", type=float, default=8.0, help="training budget")
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=_demo)
+    s = sub.add_parser("evaluate", help="metrics + HTML report: self-driven (MODEL_DIR) or cross-driven (--video)")
+    s.add_argument("model_dir", nargs="?", metavar="MODEL_DIR",
+                   help="trained model: render its held-out frames and compare with the real ones")
+    s.add_argument("--video", help="a rendered video to judge against its driving speech (no ground truth)")
+    s.add_argument("--audio", help="the driving speech (default: the video's own audio track)")
+    s.add_argument("-o", "--output", help="report directory (default: VIDEO_STEM_report/ beside the video, "
+                   "or MODEL_DIR/eval_SPLIT)")
+    s.add_argument("--split", default="val", help="subject split to render (self-driven)")
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=_evaluate)
     return p
 
 

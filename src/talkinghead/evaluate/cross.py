@@ -225,7 +225,7 @@ def evaluate_video(video: str | os.PathLike, audio: str | os.PathLike | None = N
 
     metrics = {k: None for k in METRIC_KEYS}
     metrics.update(viseme_consistency=vc, av_lag_ms=lag,
-                   cpbd=float(np.mean(sharp)) if sharp else None)
+                   cpbd={"rendered": float(np.mean(sharp)) if sharp else None, "real": None})
     if report_dir is not None:
         write_metrics(report_dir, metrics)
         path = write_report(report_dir, metrics, aperture_rendered=a.aperture, fps=a.fps,

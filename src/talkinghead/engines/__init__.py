@@ -1,0 +1,34 @@
+"""Engines: interchangeable talking-head models behind one interface (see ``base``)."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from ..errors import InputError
+from .base import Budget, Drive, Engine
+
+ENGINES = {
+    "viseme": "talkinghead.engines.viseme.engine:VisemeEngine",
+}
+
+
+def get_engine(name: str) -> type[Engine]:
+    if name not in ENGINES:
+        raise InputError(f"unknown engine {name!r}; available: {', '.join(sorted(ENGINES))}")
+    module, cls = ENGINES[name].split(":")
+    return getattr(import_module(module), cls)
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda asked for, but no CUDA GPU is available")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return device
+
+
+__all__ = ["Budget", "Drive", "Engine", "ENGINES", "get_engine", "resolve_device"]

@@ -1,0 +1,1 @@
+"""NEON-style viseme engine: see ``engine``."""

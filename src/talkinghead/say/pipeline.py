@@ -1,0 +1,36 @@
+"""``talkinghead say``: a trained model + speech → an mp4 of the person saying it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..engines import resolve_device
+from ..engines.modeldir import load_engine
+from ..io.video import VideoWriter
+from ..progress import bar, info
+from ..utils import ensure_writable_dir
+from .drive import build_drive
+
+
+def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None, text: str | None = None,
+        pose: str = "train", blink: str = "auto", device: str = "auto", subject: str | Path | None = None,
+        batch_size: int = 8) -> dict:
+    out = ensure_writable_dir(out)
+    engine = load_engine(Path(model_dir), resolve_device(device), subject)
+    drive = build_drive(engine.subject, audio=audio, text=text, pose=pose, blink=blink)
+    size = engine.subject.size
+    t0 = time.perf_counter()
+    b = bar(len(drive), "render", unit="f")
+    with VideoWriter(out, drive.fps, (size, size), audio=drive.audio) as w:
+        for frame in engine.render(drive, batch_size=batch_size):
+            w.write(frame)
+            b.update()
+    b.close()
+    wall = time.perf_counter() - t0
+    seconds = len(drive) / drive.fps
+    stats = {"frames": len(drive), "seconds": seconds, "wall": wall, "fps": len(drive) / wall,
+             "rtf": wall / seconds}
+    info(f"{out}: {len(drive)} frames, {seconds:.1f} s; rendered at {stats['fps']:.1f} FPS "
+         f"(real-time factor {stats['rtf']:.2f})")
+    return stats

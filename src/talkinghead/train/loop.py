@@ -1,0 +1,146 @@
+"""A budgeted, resumable training phase shared by the engines.
+
+``run_phase`` calls ``step_fn(step)`` until the phase's step or time budget
+is spent, showing a progress bar with the running losses and an ETA. Every
+``checkpoint_minutes`` it saves ``checkpoint_<phase>.pt`` atomically (so a
+killed run resumes there), runs the engine's validation (a PSNR line and a
+preview image) and appends to ``train_log.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..progress import bar, info
+from ..utils import atomic_path
+
+
+@dataclass
+class Phase:
+    name: str
+    steps: int | None  # None: time budget only
+    seconds: float | None  # None: step budget only
+    step_fn: Callable[[int], dict[str, float]]
+    state_fn: Callable[[], dict]  # what to checkpoint (state_dicts)
+    load_fn: Callable[[dict], None]
+    validate_fn: Callable[[int], dict[str, float]] | None = None
+    checkpoint_minutes: float = 3.0
+    log_every: int = 10
+    extra: dict = field(default_factory=dict)
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(payload, tmp)
+
+
+def phase_done(model_dir: Path, name: str) -> bool:
+    p = Path(model_dir) / f"checkpoint_{name}.pt"
+    return p.exists() and torch.load(p, map_location="cpu", weights_only=False).get("done", False)
+
+
+def run_phase(model_dir: Path, phase: Phase) -> dict:
+    """Run (or resume, or skip if finished) one phase; returns its last losses."""
+    model_dir = Path(model_dir)
+    ckpt_path = model_dir / f"checkpoint_{phase.name}.pt"
+    step, elapsed = 0, 0.0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        phase.load_fn(ck["state"])
+        if ck.get("done"):
+            info(f"{phase.name}: already trained ({ck['step']} steps), skipping")
+            return ck.get("losses", {})
+        step, elapsed = ck["step"], ck["elapsed"]
+        _set_rng(ck["rng"])
+        info(f"{phase.name}: resuming at step {step} ({elapsed / 60:.1f} min done)")
+    log = model_dir / "train_log.csv"
+    by_time = phase.steps is None
+    total = phase.seconds if by_time else phase.steps
+    b = bar(total, phase.name, unit="s" if by_time else "step",
+            initial=min(elapsed, total) if by_time else step,
+            bar_format=None)
+    losses: dict[str, float] = {}
+    running: dict[str, float] = {}
+    last_ckpt = time.perf_counter()
+    t0 = time.perf_counter() - elapsed
+
+    def checkpoint(done: bool) -> None:
+        payload = {"step": step, "elapsed": time.perf_counter() - t0, "state": phase.state_fn(),
+                   "rng": _rng_state(), "done": done, "losses": losses}
+        save_checkpoint(ckpt_path, payload)
+
+    def finished() -> bool:
+        if phase.steps is not None and step >= phase.steps:
+            return True
+        return phase.seconds is not None and time.perf_counter() - t0 >= phase.seconds
+
+    try:
+        while not finished():
+            t_step = time.perf_counter()
+            losses = phase.step_fn(step)
+            step += 1
+            for k, v in losses.items():
+                running[k] = v if k not in running else 0.9 * running[k] + 0.1 * v
+            b.set_postfix({k: f"{v:.3g}" for k, v in list(running.items())[:4]}, refresh=False)
+            b.update(time.perf_counter() - t_step if by_time else 1)
+            row = None
+            if step % phase.log_every == 0:
+                row = {"phase": phase.name, "step": step, "seconds": round(time.perf_counter() - t0, 2),
+                       **{k: round(v, 5) for k, v in running.items()}}
+            if time.perf_counter() - last_ckpt >= phase.checkpoint_minutes * 60:
+                checkpoint(False)
+                last_ckpt = time.perf_counter()
+                row = row or {"phase": phase.name, "step": step,
+                              "seconds": round(time.perf_counter() - t0, 2)}
+                if phase.validate_fn:
+                    val = phase.validate_fn(step)
+                    row.update(val)
+                    b.write(f"{phase.name} step {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in val.items()))
+            if row:
+                _append_csv(log, row)
+    finally:
+        b.close()
+    checkpoint(True)
+    row = {"phase": phase.name, "step": step, "seconds": round(time.perf_counter() - t0, 2),
+           **{k: round(v, 5) for k, v in running.items()}}
+    if phase.validate_fn:
+        val = phase.validate_fn(step)
+        row.update(val)
+        info(f"{phase.name} done, {step} steps: " + ", ".join(f"{k} {v:.2f}" for k, v in val.items()))
+    _append_csv(log, row)
+    return running
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    """Append a row; the header grows when new columns appear (rewritten whole)."""
+    rows = []
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    rows.append({k: str(v) for k, v in row.items()})
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    with atomic_path(path, suffix=".csv") as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols, restval="")
+            w.writeheader()
+            w.writerows(rows)

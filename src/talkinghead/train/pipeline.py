@@ -1,0 +1,61 @@
+"""``talkinghead train``: subject directory → model directory, resumable."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+from ..engines import Budget, get_engine, resolve_device
+from ..errors import InputError
+from ..progress import info
+from ..subject import Subject
+from ..utils import ensure_writable_dir
+
+
+def parse_overrides(config_cls, pairs: list[str]):
+    """``key=value`` strings → a config instance (values parsed as JSON when possible)."""
+    known = {f.name: f for f in fields(config_cls)}
+    kw = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise InputError(f"--set expects key=value, got {p!r}")
+        k, v = p.split("=", 1)
+        if k not in known:
+            raise InputError(f"unknown setting {k!r}; known: {', '.join(known)}")
+        try:
+            kw[k] = json.loads(v)
+        except json.JSONDecodeError:
+            kw[k] = v
+    return config_cls(**kw)
+
+
+def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = None,
+          minutes: float | None = None, steps: int | None = None, device: str = "auto",
+          overrides: list[str] | None = None) -> Path:
+    subject = Subject.open(subject_dir)
+    cls = get_engine(engine)
+    if minutes is not None and minutes <= 0 or steps is not None and steps <= 0:
+        raise InputError("--minutes and --steps must be positive")
+    model_dir = Path(model_dir) if model_dir else subject.path.with_name(f"{subject.path.name}_{engine}")
+    ensure_writable_dir(model_dir / "model.json")
+    meta_path = model_dir / "model.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("engine") != engine:
+            raise InputError(f"{model_dir} holds a {meta.get('engine')!r} model; choose another -o for {engine!r}")
+        if meta.get("subject", {}).get("key") != subject.meta["key"]:
+            raise InputError(f"{model_dir} was trained on another subject; choose another -o")
+        if meta.get("status") == "trained":
+            info(f"{model_dir}: already trained; delete it to train again")
+            return model_dir
+        if overrides:
+            raise InputError(f"{model_dir}: resuming keeps the settings it started with; drop --set")
+        config = cls.Config(**meta["config"])
+        info(f"{model_dir}: resuming")
+    else:
+        config = parse_overrides(cls.Config, overrides)
+    dev = resolve_device(device)
+    info(f"training {engine} on {subject.path} ({subject.n_frames} frames) on {dev} -> {model_dir}")
+    cls.train(subject, model_dir, config, Budget(steps=steps, minutes=minutes), dev)
+    return model_dir
