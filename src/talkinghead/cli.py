@@ -47,7 +47,7 @@ def _say(a: argparse.Namespace) -> None:
     from .say.pipeline import say
 
     say(a.model, a.output, audio=a.audio, text=a.text, pose=a.pose, blink=a.blink, device=a.device,
-        subject=a.subject)
+        subject=a.subject, eye=a.eye, background=a.background)
     print(a.output)
 
 
@@ -130,8 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--audio")
     g.add_argument("--text")
     s.add_argument("-o", "--output", required=True, help="mp4 to write")
-    s.add_argument("--pose", default="train", choices=["train", "still"])
+    s.add_argument("--pose", default="train", metavar="train|still|FILE",
+                   help="replay the training poses (default), hold one, or a file of yaw pitch roll [tx ty tz] rows")
     s.add_argument("--blink", default="auto", choices=["auto", "none"])
+    s.add_argument("--eye", type=float, help="fixed eye openness, 0 closed … 1 open (overrides --blink)")
+    s.add_argument("--background", help="an image to put behind the person (engines with a background plate)")
     s.add_argument("--device", default="auto")
     s.add_argument("--subject", help="the subject directory, if it moved since training")
     s.set_defaults(func=_say)

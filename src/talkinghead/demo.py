@@ -1,7 +1,8 @@
 """``talkinghead demo``: the whole pipeline on a machine with no data.
 
 synthesize a speaker → prepare → train the viseme engine → say a new TTS
-sentence → ``DIR/demo.mp4`` and ``DIR/summary.txt``. Every stage is the same
+sentence → evaluate on the held-out 10 % → ``DIR/demo.mp4``, ``DIR/summary.txt``
+and ``DIR/report/report.html``. Every stage is the same
 code a user runs; re-running resumes.
 """
 
@@ -13,6 +14,10 @@ from pathlib import Path
 from .progress import info
 
 SENTENCE = "Hello! I am a talking head made on your computer, without any download. Papa bought a big map."
+
+
+def _f(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
 
 
 def demo(out_dir: str | Path = "demo", minutes: float = 8.0, seconds: float = 40.0, size: int = 512,
@@ -39,11 +44,18 @@ def demo(out_dir: str | Path = "demo", minutes: float = 8.0, seconds: float = 40
     t = time.perf_counter()
     stats = say(model, out / "demo.mp4", text=SENTENCE, device=device)
     times["say"] = time.perf_counter() - t
+    t = time.perf_counter()
+    from .evaluate.self_driven import evaluate_model
+
+    m = evaluate_model(model, "val", out / "report", device=device)
+    times["evaluate"] = time.perf_counter() - t
     lines = [f"talkinghead demo in {out}", "",
              f"speaker video : {video} (synthetic, {seconds:.0f} s, ground truth beside it)",
              f"subject       : {subject}", f"model         : {model}",
              f"result        : {out / 'demo.mp4'} ({stats['seconds']:.1f} s, rendered at {stats['fps']:.1f} FPS)",
-             f"sentence      : {SENTENCE}", ""]
+             f"sentence      : {SENTENCE}",
+             f"held-out      : PSNR {m['psnr']:.2f} dB, mouth PSNR {m['psnr_mouth']:.2f} dB, SSIM {m['ssim']:.3f}, "
+             f"aperture r {_f(m['aperture_r'])} -> {out / 'report' / 'report.html'}", ""]
     lines += [f"{k:<8} {v:7.1f} s" for k, v in times.items()]
     (out / "summary.txt").write_text("\n".join(lines) + "\n")
     info("\n".join(lines))

@@ -9,6 +9,7 @@ from .base import Budget, Drive, Engine
 
 ENGINES = {
     "viseme": "talkinghead.engines.viseme.engine:VisemeEngine",
+    "nerf": "talkinghead.engines.nerf.engine:NerfEngine",
 }
 
 

@@ -40,6 +40,8 @@ class Drive:
     pose_index: np.ndarray  # (N,) int
     eye: np.ndarray  # (N, 2) eye area ratio (right, left)
     audio: np.ndarray | None = None  # 16 kHz mono, for muxing
+    rotation: np.ndarray | None = None  # (N, 3, 3) user head pose (engines that can render any pose)
+    translation: np.ndarray | None = None  # (N, 3) cm, with ``rotation``
 
     def __post_init__(self):
         n = len(self.visemes)

@@ -71,8 +71,38 @@ def natural_blinks(n: int, fps: float, open_eye: np.ndarray, seed: int = 0) -> n
     return eye
 
 
+def load_pose_file(path: str | Path, n: int, subject: Subject) -> tuple[np.ndarray, np.ndarray]:
+    """A user head-pose file → (n, 3, 3) rotations and (n, 3) translations.
+
+    ``.npy`` or whitespace/comma text, one row per output frame (looped if
+    shorter): ``yaw pitch roll`` in degrees (translation of the still frame) or
+    ``yaw pitch roll tx ty tz`` (cm), conventions as ``tracks.npz``.
+    """
+    from ..geometry.pose import matrix_from_euler
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--pose {path}: use train, still or an existing pose file")
+    try:
+        arr = np.load(p) if p.suffix == ".npy" else np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None,
+                                                                ndmin=2)
+    except ValueError as e:
+        raise InputError(f"{p}: not a pose table ({e})") from None
+    arr = np.atleast_2d(np.asarray(arr, np.float64))
+    if arr.shape[1] not in (3, 6) or len(arr) == 0 or not np.isfinite(arr).all():
+        raise InputError(f"{p}: expected rows of 'yaw pitch roll' or 'yaw pitch roll tx ty tz', got shape {arr.shape}")
+    arr = arr[np.arange(n) % len(arr)]
+    rot = np.stack([matrix_from_euler(*row[:3]) for row in arr]).astype(np.float32)
+    if arr.shape[1] == 6:
+        trans = arr[:, 3:].astype(np.float32)
+    else:
+        trans = np.tile(subject.tracks["translation"][still_frame(subject)], (n, 1)).astype(np.float32)
+    return rot, trans
+
+
 def build_drive(subject: Subject, audio: str | Path | None = None, text: str | None = None,
-                pose: str = "train", blink: str = "auto", seed: int = 0) -> Drive:
+                pose: str = "train", blink: str = "auto", seed: int = 0, eye_level: float | None = None) -> Drive:
+    """``pose``: train (replayed), still, or a pose file; ``eye_level`` (0 closed … 1 open) fixes the eyes."""
     wav, phones = speech(audio, text)
     fps = subject.fps
     n = int(math.ceil(len(wav) / SR * fps))
@@ -80,10 +110,11 @@ def build_drive(subject: Subject, audio: str | Path | None = None, text: str | N
     lo, hi = subject.meta["split"]["train"]
     if pose == "train":
         pose_index = pingpong(n, lo, hi)
-    elif pose == "still":
-        pose_index = np.full(n, still_frame(subject))
     else:
-        raise InputError(f"unknown --pose {pose!r}; use train or still")
+        pose_index = np.full(n, still_frame(subject))
+    rot = trans = None
+    if pose not in ("train", "still"):
+        rot, trans = load_pose_file(pose, n, subject)
     track_eye = subject.tracks["eye"]
     open_eye = np.percentile(track_eye[lo:hi], 70, axis=0)
     if blink == "none":
@@ -92,5 +123,10 @@ def build_drive(subject: Subject, audio: str | Path | None = None, text: str | N
         eye = track_eye[pose_index] if pose == "train" else natural_blinks(n, fps, open_eye, seed)
     else:
         raise InputError(f"unknown --blink {blink!r}; use auto or none")
+    if eye_level is not None:
+        if not 0 <= eye_level <= 1.5:
+            raise InputError(f"--eye {eye_level}: use 0 (closed) … 1 (open)")
+        eye = np.tile(open_eye * eye_level, (n, 1))
     return Drive(fps=fps, visemes=feats["visemes"], mel_windows=feats["mel_windows"].astype(np.float32),
-                 pose_index=pose_index.astype(np.int64), eye=eye.astype(np.float32), audio=wav)
+                 pose_index=pose_index.astype(np.int64), eye=eye.astype(np.float32), audio=wav,
+                 rotation=rot, translation=trans)

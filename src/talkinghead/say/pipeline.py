@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import cv2
+
 from ..engines import resolve_device
+from ..errors import InputError
 from ..engines.modeldir import load_engine
 from ..io.video import VideoWriter
 from ..progress import bar, info
@@ -15,10 +18,19 @@ from .drive import build_drive
 
 def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None, text: str | None = None,
         pose: str = "train", blink: str = "auto", device: str = "auto", subject: str | Path | None = None,
-        batch_size: int = 8) -> dict:
+        batch_size: int = 8, eye: float | None = None, background: str | Path | None = None) -> dict:
     out = ensure_writable_dir(out)
     engine = load_engine(Path(model_dir), resolve_device(device), subject)
-    drive = build_drive(engine.subject, audio=audio, text=text, pose=pose, blink=blink)
+    if background is not None:
+        if not hasattr(engine, "set_background"):
+            raise InputError(f"the {engine.name} engine pastes into recorded frames; --background needs nerf")
+        img = cv2.imread(str(background), cv2.IMREAD_COLOR)
+        if img is None:
+            raise InputError(f"{background}: not a readable image")
+        engine.set_background(img[..., ::-1].copy())
+    drive = build_drive(engine.subject, audio=audio, text=text, pose=pose, blink=blink, eye_level=eye)
+    if drive.rotation is not None and not getattr(engine, "free_pose", False):
+        raise InputError(f"the {engine.name} engine replays recorded poses; use --pose train or still")
     size = engine.subject.size
     t0 = time.perf_counter()
     b = bar(len(drive), "render", unit="f")

@@ -76,7 +76,7 @@ def run_phase(model_dir: Path, phase: Phase) -> dict:
     total = phase.seconds if by_time else phase.steps
     b = bar(total, phase.name, unit="s" if by_time else "step",
             initial=min(elapsed, total) if by_time else step,
-            bar_format=None)
+            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]" if by_time else None)
     losses: dict[str, float] = {}
     running: dict[str, float] = {}
     last_ckpt = time.perf_counter()
@@ -99,7 +99,7 @@ def run_phase(model_dir: Path, phase: Phase) -> dict:
             step += 1
             for k, v in losses.items():
                 running[k] = v if k not in running else 0.9 * running[k] + 0.1 * v
-            b.set_postfix({k: f"{v:.3g}" for k, v in list(running.items())[:4]}, refresh=False)
+            b.set_postfix({"step": step, **{k: f"{v:.3g}" for k, v in list(running.items())[:4]}}, refresh=False)
             b.update(time.perf_counter() - t_step if by_time else 1)
             row = None
             if step % phase.log_every == 0:

@@ -1,0 +1,119 @@
+"""Benchmark harness: prepare → train (time budget) → evaluate, engines side by side.
+
+    python bench/run.py VIDEO --engines viseme,nerf --minutes 30 [--drive WAV] [--work DIR]
+
+An engine spec is ``name`` or ``name:key=value,key=value`` (config overrides,
+e.g. ``viseme:augment=false`` for the ablation); each gets its own column.
+Everything lives under ``--work`` (default ``bench_runs/<video stem>``): the
+subject is prepared once; a model that finished training is reused, so a
+later run can add an engine and still print one table; evaluation always
+re-runs. Self-driven metrics are on the subject's held-out split (last 10 %);
+cross-driven columns (viseme consistency, A/V lag) appear with ``--drive``.
+The table is printed and written to ``WORK/results.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROWS = [("psnr", "PSNR (dB)"), ("psnr_mouth", "PSNR mouth (dB)"), ("ssim", "SSIM"), ("lmd", "LMD (px @512²)"),
+        ("aperture_r", "aperture r"), ("blink_f1", "blink F1"), ("cpbd", "CPBD rendered / real"),
+        ("flicker", "flicker"), ("fps", "render FPS"), ("rtf", "RTF"), ("peak_ram_mb", "peak RAM (MB)")]
+CROSS = [("viseme_consistency", "viseme consistency (drive)"), ("av_lag_ms", "A/V lag ms (drive)")]
+
+
+def parse_spec(spec: str) -> tuple[str, str, list[str]]:
+    name, _, rest = spec.partition(":")
+    sets = [s for s in rest.split(",") if s]
+    label = name if not sets else f"{name}[{' '.join(sets)}]"
+    return name, label, sets
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, dict):
+        if "rendered" in v:
+            return f"{fmt(v['rendered'])} / {fmt(v.get('real'))}"
+        return fmt(v.get("mean"))
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+    return str(v)
+
+
+def versions() -> str:
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        commit = "?"
+    return (f"{datetime.date.today()} · commit {commit} · {platform.machine()} {os.cpu_count()} cores · "
+            f"Python {platform.python_version()} · torch {torch.__version__} · "
+            f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU only'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("video")
+    ap.add_argument("--engines", default="viseme")
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--drive", help="a wav for cross-driven columns")
+    ap.add_argument("--work", help="working directory (default bench_runs/<video stem>)")
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--device", default="auto")
+    a = ap.parse_args()
+    from talkinghead.errors import InputError
+    from talkinghead.evaluate.cross import evaluate_video
+    from talkinghead.evaluate.self_driven import evaluate_model
+    from talkinghead.prepare.pipeline import PrepareConfig, prepare
+    from talkinghead.say.pipeline import say
+    from talkinghead.train.pipeline import train
+
+    work = Path(a.work or Path("bench_runs") / Path(a.video).stem)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        t = time.perf_counter()
+        subject = prepare(a.video, work / "subject", config=PrepareConfig(size=a.size))
+        prep_s = time.perf_counter() - t
+        cols = {}
+        for spec in a.engines.split(","):
+            name, label, sets = parse_spec(spec)
+            model = work / ("model_" + "".join(c if c.isalnum() else "_" for c in label))
+            t = time.perf_counter()
+            train(subject, name, model, minutes=a.minutes, device=a.device,
+                  overrides=None if (model / "model.json").exists() else sets)
+            train_s = time.perf_counter() - t
+            m = evaluate_model(model, "val", work / f"eval_{model.name}", device=a.device)
+            if a.drive:
+                out = work / f"drive_{model.name}.mp4"
+                say(model, out, audio=a.drive, device=a.device)
+                cm = evaluate_video(out, audio=a.drive, report_dir=work / f"cross_{model.name}")
+                m.update(viseme_consistency=cm["viseme_consistency"], av_lag_ms=cm["av_lag_ms"])
+            m["_train_min"] = train_s / 60
+            cols[label] = m
+    except InputError as e:
+        sys.exit(f"error: {e}")
+    rows = ROWS + (CROSS if a.drive else [])
+    labels = list(cols)
+    lines = [f"# bench/run.py {Path(a.video).name}: {a.minutes:g}-minute training budget per engine",
+             "", versions(), f"prepare: {prep_s:.0f} s (0 when reused); held-out split: last 10 % of frames", "",
+             "| metric | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for key, title in rows:
+        lines.append(f"| {title} | " + " | ".join(fmt(cols[c].get(key)) for c in labels) + " |")
+    lines.append("| train wall (min, this run) | " + " | ".join(f"{cols[c]['_train_min']:.1f}" for c in labels) + " |")
+    text = "\n".join(lines)
+    print(text)
+    (work / "results.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

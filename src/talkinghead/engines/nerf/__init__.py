@@ -1,0 +1,1 @@
+"""RAD-NeRF style audio-driven neural radiance field: hash grids, fields, volume rendering."""

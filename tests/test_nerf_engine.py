@@ -1,0 +1,125 @@
+"""The nerf engine end to end on the synthetic speaker: tiny grids, 64² renders."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from talkinghead.cli import main
+from talkinghead.io.video import iter_frames, probe
+from talkinghead.subject import Subject
+
+TINY = ["size=64", "grid_levels=8", "grid_log2_size=14", "rays_per_frame=256", "frames_per_step=1",
+        "occ_every=32", "occ_conditions=2", "val_frames=2", "lip_patch=16", "occ_res=48",
+        "occ_warmup=50", "checkpoint_minutes=100"]
+STEPS = 700
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    os.environ["TALKINGHEAD_QUIET"] = "1"
+    from talkinghead.prepare.pipeline import PrepareConfig, prepare
+    from talkinghead.synth.speaker import synthesize_speaker
+    from talkinghead.train.pipeline import train
+
+    tmp = tmp_path_factory.mktemp("nerf")
+    video = synthesize_speaker(tmp / "speaker.mp4", seconds=14, seed=3, size=256)
+    subject = prepare(video, tmp / "subject", config=PrepareConfig(size=256))
+    model = train(subject, "nerf", tmp / "model", steps=STEPS, device="cpu", overrides=TINY)
+    return {"tmp": tmp, "subject": subject, "model": model}
+
+
+def test_training_reduces_the_loss_and_writes_a_model(trained):
+    model = trained["model"]
+    meta = json.loads((model / "model.json").read_text())
+    assert meta["engine"] == "nerf" and meta["status"] == "trained"
+    rows = [r for r in csv.DictReader((model / "train_log.csv").open()) if r["phase"] == "head" and r.get("mse")]
+    first, last = float(rows[0]["mse"]), float(rows[-1]["mse"])
+    assert last < 0.5 * first, (first, last)
+    val = [r for r in csv.DictReader((model / "train_log.csv").open()) if r.get("torso_psnr")]
+    assert val and float(val[-1]["torso_psnr"]) > 18
+    assert list((model / "previews").glob("torso_*.png"))
+
+
+def test_occupancy_grid_prunes_half_the_samples_without_changing_the_image(trained):
+    import torch
+
+    from talkinghead.engines.modeldir import load_engine
+    from talkinghead.engines.nerf.model import Frame
+
+    eng = load_engine(trained["model"], "cpu")
+    m, d = eng.model, eng.data
+    i = int(Subject.open(trained["subject"]).split("val")[0])
+    R, t = d.pose(i)
+    f = Frame(K=torch.from_numpy(d.K), R=R, t=t, audio=torch.zeros(64), eye=torch.tensor([1.0]), code=0)
+    ys, xs = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    px = torch.stack([xs, ys], -1).reshape(-1, 2).float()
+    with torch.no_grad():
+        dense = m.render_head(f, px, use_occupancy=False)
+        pruned = m.render_head(f, px, use_occupancy=True)
+    assert pruned["n_evaluated"] <= 0.5 * dense["n_evaluated"], (pruned["n_evaluated"], dense["n_evaluated"])
+    diff = (pruned["rgb"] - dense["rgb"]).abs()
+    assert diff.mean() < 0.01 and torch.quantile(diff, 0.99) < 0.1, (float(diff.mean()), float(diff.max()))
+
+
+def _mouth_darkness(video: Path, subject: Path, still: int) -> np.ndarray:
+    """Fraction of dark pixels inside the still frame's lip box (the synthetic mouth interior is dark)."""
+    box = np.load(subject / "tracks.npz")["lip_box"][still]
+    x0, y0, x1, y1 = np.round(box).astype(int)
+    out = []
+    for rgb in iter_frames(video, 25):
+        crop = rgb[y0:y1, x0:x1].astype(np.float32).mean(-1)
+        out.append(float((crop < 60).mean()))
+    return np.array(out)
+
+
+@pytest.mark.xfail(strict=True, reason="known open problem (issue 6): in short CPU runs the audio path of the "
+                   "nerf engine does not learn yet; the mouth does not follow the audio")
+def test_mouth_opens_on_vowels_and_rests_in_silence(trained, tmp_path):
+    from talkinghead.audio.tts import synthesize
+    from talkinghead.audio.wav import write_wav
+    from talkinghead.say.drive import still_frame
+
+    tts = synthesize("Papa. Ah. Bob. Ah.", rate=120).resampled(16000)
+    pad = np.zeros(int(1.6 * 16000), np.float32)
+    write_wav(tmp_path / "drive.wav", np.concatenate([pad, tts.audio, pad]))
+    out = tmp_path / "drive.mp4"
+    assert main(["say", str(trained["model"]), "--audio", str(tmp_path / "drive.wav"), "-o", str(out),
+                 "--pose", "still", "--blink", "none"]) == 0
+    info = probe(out)
+    assert info.has_audio and (info.width, info.height) == (256, 256)
+    dark = _mouth_darkness(out, trained["subject"], still_frame(Subject.open(trained["subject"])))
+    t = (np.arange(len(dark)) + 0.5) / 25
+    silent = (t < 1.4) | (t > 1.6 + tts.duration + 0.2)
+    vowel = np.zeros(len(dark), bool)
+    for p in tts.phonemes:
+        if p.viseme == 10:  # aa
+            vowel |= (t >= p.start + 1.6) & (t < p.end + 1.6)
+    assert abs(len(dark) - math.ceil((3.2 + tts.duration) * 25)) <= 1
+    assert np.max(dark[vowel]) > np.median(dark[silent]) + 0.1, (np.median(dark[silent]), np.max(dark[vowel]))
+
+
+def test_render_controls_background_swap_and_eyes(trained, tmp_path):
+    import cv2
+
+    bg = np.zeros((100, 100, 3), np.uint8)
+    bg[..., 1] = 255  # pure green
+    cv2.imwrite(str(tmp_path / "green.png"), bg)
+    out = tmp_path / "green.mp4"
+    assert main(["say", str(trained["model"]), "--text", "Hi.", "-o", str(out), "--pose", "still",
+                 "--background", str(tmp_path / "green.png")]) == 0
+    frame = next(iter_frames(out, 25)).astype(int)
+    corner = frame[:24, :24].reshape(-1, 3).mean(0)  # top corners are background in the synthetic speaker
+    assert corner[1] > 180 and corner[0] < 90 and corner[2] < 90, corner
+
+
+def test_nerf_evaluate_writes_metrics(trained, tmp_path):
+    assert main(["evaluate", str(trained["model"]), "-o", str(tmp_path / "ev")]) == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert 12 < m["psnr"] < 60 and m["fps"] > 0

@@ -1,0 +1,277 @@
+"""Tests of the RAD-NeRF building blocks: hash grid, volume rendering, occupancy pruning, audio net, fields."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from talkinghead.engines.nerf.audio import AudioNet, momentum_smooth
+from talkinghead.engines.nerf.fields import FaceField, FieldConfig, TorsoConfig, TorsoField, pose_features
+from talkinghead.engines.nerf.hashgrid import HashGrid, level_resolutions, naive_hash_encode
+from talkinghead.engines.nerf.rendering import (
+    OccupancyGrid, composite, pixel_rays, ray_aabb, render_rays, sample_along_rays, trunc_exp,
+)
+
+BOX = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
+SMALL = dict(grid_levels=4, grid_log2_size=12, grid_max_res=64, audio_grid_levels=4,
+             audio_grid_log2_size=10, audio_grid_max_res=64, geo_feat_dim=16, n_codes=5)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def _front_rays(n: int, span: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n*n`` parallel +z rays from z=-3 over ``[-span, span]^2``."""
+    xy = torch.stack(torch.meshgrid(torch.linspace(-span, span, n), torch.linspace(-span, span, n),
+                                    indexing="ij"), -1).reshape(-1, 2)
+    origins = torch.cat([xy, torch.full_like(xy[:, :1], -3.0)], -1)
+    return origins, torch.tensor([0.0, 0.0, 1.0]).expand_as(origins)
+
+
+# ---------------------------------------------------------------- hash grid
+
+def test_level_resolutions_hit_the_ends():
+    res = level_resolutions(16, 16, 2048)
+    assert res[0] == 16 and res[-1] == 2048 and res == sorted(res)
+
+
+@pytest.mark.parametrize("dim,log2", [(1, 6), (2, 10), (3, 13)])
+def test_hashgrid_matches_naive_reference(dim, log2):
+    grid = HashGrid(dim, n_levels=6, n_features=2, log2_hashmap_size=log2, desired_resolution=128)
+    assert 0 < grid.n_dense < grid.n_levels  # both dense and hashed levels are exercised
+    with torch.no_grad():
+        grid.embeddings.uniform_(-1, 1)
+    x = torch.cat([torch.rand(500, dim), torch.zeros(1, dim), torch.ones(1, dim)])
+    torch.testing.assert_close(grid(x), naive_hash_encode(grid, x), atol=1e-5, rtol=1e-5)
+
+
+def test_hashgrid_shape_and_gradients():
+    grid = HashGrid(3, n_levels=8, n_features=2, log2_hashmap_size=14, desired_resolution=256)
+    x = torch.rand(4, 5, 3, requires_grad=True)
+    y = grid(x)
+    assert y.shape == (4, 5, 16)
+    assert grid.embeddings.abs().max() <= 1e-4
+    (y * torch.randn_like(y)).sum().backward()
+    assert grid.embeddings.grad is not None and grid.embeddings.grad.abs().sum() > 0
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_dense_level_reads_vertices_exactly():
+    grid = HashGrid(2, n_levels=1, n_features=3, log2_hashmap_size=12, desired_resolution=16)
+    with torch.no_grad():
+        grid.embeddings.normal_()
+    i, j = 5, 11
+    x = torch.tensor([[i / 16, j / 16]])
+    torch.testing.assert_close(grid(x)[0], grid.embeddings[i + 17 * j])
+
+
+# ---------------------------------------------------------------- rendering
+
+def test_trunc_exp_gradient_is_clamped():
+    x = torch.tensor([1.0, 20.0], requires_grad=True)
+    y = trunc_exp(x)
+    y.sum().backward()
+    torch.testing.assert_close(y.detach(), torch.exp(x.detach()))
+    torch.testing.assert_close(x.grad, torch.tensor([math.e, math.exp(15.0)]))
+
+
+def test_constant_density_has_closed_form_opacity():
+    origins, dirs = _front_rays(3)
+    near, far = ray_aabb(origins, dirs, BOX)
+    torch.testing.assert_close(far - near, torch.full((9,), 2.0))
+    t, deltas = sample_along_rays(near, far, 7, perturb=True)
+    assert ((t >= near[:, None]) & (t <= far[:, None])).all()
+    sigma = torch.full_like(t, 1.3)
+    colour = torch.tensor([0.2, 0.5, 0.9])
+    out = composite(sigma, colour.expand(*t.shape, 3), deltas, t)
+    expected = 1 - math.exp(-1.3 * 2.0)
+    torch.testing.assert_close(out["alpha"], torch.full((9,), expected))
+    torch.testing.assert_close(out["rgb"], expected * colour.expand(9, 3))
+    assert ((out["depth"] > near * out["alpha"]) & (out["depth"] < far * out["alpha"])).all()
+
+
+def test_piecewise_density_matches_product_formula():
+    sigma = torch.rand(4, 6) * 3
+    deltas = torch.rand(4, 6) * 0.5
+    out = composite(sigma, torch.rand(4, 6, 3), deltas)
+    alpha = 1 - torch.exp(-sigma * deltas)
+    for r in range(4):
+        trans = 1.0
+        for i in range(6):
+            assert abs(out["weights"][r, i].item() - alpha[r, i].item() * trans) < 1e-6
+            trans *= 1 - alpha[r, i].item()
+        assert abs(out["alpha"][r].item() - (1 - trans)) < 1e-6
+
+
+def test_ray_missing_box_is_transparent():
+    origins = torch.tensor([[0.0, 0.0, -3.0], [0.0, 0.0, 0.0]])
+    dirs = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    near, far = ray_aabb(origins, dirs, BOX)
+    assert near[0] == far[0] and near[1] == 0 and far[1] == 1
+    field = lambda p, ids: (torch.full((p.shape[0],), 5.0), torch.ones(p.shape[0], 3))  # noqa: E731
+    out = render_rays(field, origins, dirs, BOX, 8)
+    assert out["alpha"][0] == 0 and out["alpha"][1] > 0.9 and out["n_evaluated"] == 8
+
+
+def test_pixel_rays_conventions():
+    K = torch.tensor([[500.0, 0, 64], [0, 500.0, 48], [0, 0, 1]])
+    o, d = pixel_rays(K, torch.eye(3), torch.tensor([0.0, 0.0, 4.0]), torch.tensor([[64.0, 48.0], [100.0, 48.0]]))
+    torch.testing.assert_close(o[0], torch.tensor([0.0, 0.0, -4.0]))
+    torch.testing.assert_close(d[0], torch.tensor([0.0, 0.0, 1.0]))
+    assert d[1, 0] > 0 and abs(d[1, 1]) < 1e-6 and torch.allclose(d.norm(dim=-1), torch.ones(2))
+
+    axis = torch.tensor([0.3, -0.5, 0.2])
+    skew = torch.tensor([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    R, t = torch.linalg.matrix_exp(skew), torch.tensor([0.1, -0.2, 5.0])
+    X = torch.tensor([[0.3, 0.2, -0.4], [-0.5, 0.1, 0.6]])
+    cam = X @ R.T + t
+    uv = (cam @ K.T)[:, :2] / cam[:, 2:]
+    o, d = pixel_rays(K, R, t, uv)
+    to_x = X - o
+    assert torch.linalg.cross(to_x, d).norm(dim=-1).max() < 1e-4 and ((to_x * d).sum(-1) > 0).all()
+
+
+# ---------------------------------------------------------------- occupancy pruning
+
+def _sphere_field(centre: torch.Tensor, radius: float = 0.35):
+    def density(p: torch.Tensor) -> torch.Tensor:
+        return torch.where((p - centre).norm(dim=-1) < radius, 30.0, 0.0)
+
+    def field(p: torch.Tensor, ids: torch.Tensor):
+        return {"sigma": density(p), "rgb": torch.sigmoid(3 * p)}
+    return density, field
+
+
+def test_occupancy_grid_keeps_running_max():
+    occ = OccupancyGrid(4, BOX)
+    assert occ.mask_samples(torch.zeros(1, 3)).all()  # never updated: keep everything
+    for value, decay in ((1.0, 1.0), (0.5, 1.0), (0.0, 0.5)):
+        occ.update(lambda p, v=value: torch.full((p.shape[0],), v), decay=decay)
+    torch.testing.assert_close(occ.density, torch.full((4, 4, 4), 0.5))
+    assert not occ.mask_samples(torch.tensor([[1.5, 0.0, 0.0]])).any()
+
+
+def test_occupancy_pruning_is_lossless_and_halves_the_work():
+    conditions = [torch.tensor([0.0, y, 0.1]) for y in (-0.15, 0.0, 0.15)]  # "audio" moves the sphere
+    occ = OccupancyGrid(32, BOX, threshold=0.01, dilate=1)
+    for i, c in enumerate(conditions):
+        occ.update(_sphere_field(c)[0], decay=0.9 if i == 0 else 1.0)
+    origins, dirs = _front_rays(16)
+    for c in (conditions[0], conditions[2]):
+        density, field = _sphere_field(c)
+        dense = render_rays(field, origins, dirs, BOX, 64)
+        pruned = render_rays(field, origins, dirs, BOX, 64, occupancy=occ)
+        pts = origins[:, None] + dense["t"][..., None] * dirs[:, None]
+        assert occ.mask_samples(pts[density(pts) > 0]).all()  # fair: no occupied sample is dropped
+        assert dense["alpha"].max() > 0.9
+        assert pruned["n_evaluated"] <= 0.5 * dense["n_evaluated"]
+        for key in ("rgb", "alpha"):
+            assert (pruned[key] - dense[key]).abs().max() < 1e-2
+
+
+# ---------------------------------------------------------------- audio
+
+@pytest.mark.parametrize("channels", [15, 80])
+def test_audio_net_shapes_and_attention(channels):
+    net = AudioNet(channels)
+    out, weights = net(torch.randn(3, 8, 16, channels), return_weights=True)
+    assert out.shape == (3, 64) and weights.shape == (3, 8)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3))
+
+
+def test_momentum_smooth_step_response():
+    beta, k, n = 0.7, 3, 10
+    a = torch.zeros(n, 64)
+    a[k:] = 1.0
+    out = momentum_smooth(a, beta)
+    expected = torch.tensor([0.0 if i < k else 1 - beta ** (i - k + 1) for i in range(n)])
+    torch.testing.assert_close(out, expected[:, None].expand(n, 64))
+    torch.testing.assert_close(momentum_smooth(a + 2, beta)[0], a[0] + 2)
+
+
+# ---------------------------------------------------------------- fields
+
+def _face_inputs(m: int, cfg: FieldConfig):
+    return (torch.rand(m, 3) * 2 - 1, torch.randn(m, cfg.audio_dim), torch.rand(m, cfg.eye_dim),
+            torch.randint(0, cfg.n_codes, (m,)))
+
+
+@pytest.mark.parametrize("coords", [1, 2, 3])
+def test_face_field_outputs(coords):
+    cfg = FieldConfig(audio_dim_coords=coords, **SMALL)
+    field = FaceField(cfg)
+    x, a, eye, idx = _face_inputs(100, cfg)
+    out = field(x, a, eye, idx)
+    assert out["sigma"].shape == (100,) and out["rgb"].shape == (100, 3) and out["x_a"].shape == (100, coords)
+    assert (out["sigma"] >= 0).all() and (out["rgb"] >= 0).all() and (out["rgb"] <= 1).all()
+    assert out["x_a"].abs().max() <= 1
+    torch.testing.assert_close(field.density(x, a, eye, idx), out["sigma"])
+    assert field(x, a).keys() == out.keys()  # eye / code optional
+
+
+def test_face_field_audio_path_is_live():
+    cfg = FieldConfig(**SMALL)
+    field = FaceField(cfg)
+    x, a, eye, idx = _face_inputs(64, cfg)
+    a.requires_grad_(True)
+    out = field(x, a, eye, idx)
+    (out["sigma"].sum() + out["rgb"].sum()).backward()
+    assert a.grad is not None and a.grad.abs().sum() > 0
+    with torch.no_grad():
+        field.audio_grid.embeddings.uniform_(-1, 1)
+        diff = field(x, a, eye, idx)["sigma"] - field(x, torch.randn_like(a), eye, idx)["sigma"]
+    assert diff.abs().max() > 1e-3
+
+
+def test_face_field_fits_constant_colour_through_renderer():
+    cfg = FieldConfig(**SMALL)
+    field = FaceField(cfg)
+    origins, dirs = _front_rays(6, span=0.6)
+    audio, eye = torch.randn(1, cfg.audio_dim), torch.zeros(1, 1)
+    target = torch.tensor([0.9, 0.2, 0.4])
+
+    def field_fn(p: torch.Tensor, ids: torch.Tensor):
+        zeros = torch.zeros_like(ids)
+        return field(p, audio[zeros], eye[zeros], zeros)
+
+    opt = torch.optim.Adam(field.parameters(), lr=1e-2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # ~1k samples per step: threading only adds overhead (and stalls under load)
+    try:
+        losses = _fit(field_fn, opt, origins, dirs, target)
+    finally:
+        torch.set_num_threads(threads)
+    assert losses[-1] < losses[0] / 5
+    out = render_rays(field_fn, origins, dirs, BOX, 16)
+    assert out["samples"]["x_a"].shape == (out["n_evaluated"], 2)
+
+
+def _fit(field_fn, opt, origins, dirs, target, steps: int = 100) -> list[float]:
+    losses = []
+    for _ in range(steps):
+        out = render_rays(field_fn, origins, dirs, BOX, 16, perturb=True)
+        loss = ((out["rgb"] - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_torso_field_outputs():
+    cfg = TorsoConfig(grid_levels=4, grid_log2_size=10, grid_max_res=64, n_codes=3)
+    torso = TorsoField(cfg)
+    R = torch.linalg.matrix_exp(torch.zeros(50, 3, 3))
+    pose = pose_features(R, torch.randn(50, 3), t_scale=4.0)
+    p = torch.rand(50, 2, requires_grad=True)
+    out = torso(p, pose, torch.randint(0, 3, (50,)))
+    assert out["rgb"].shape == (50, 3) and out["alpha"].shape == (50,) and out["offset"].shape == (50, 2)
+    assert (out["rgb"] >= 0).all() and (out["rgb"] <= 1).all()
+    assert (out["alpha"] >= 0).all() and (out["alpha"] <= 1).all()
+    assert out["offset"].abs().max() <= cfg.max_offset
+    out["alpha"].sum().backward()
+    assert p.grad is not None and torch.isfinite(p.grad).all()
