@@ -130,7 +130,7 @@ def main() -> None:
         t = time.perf_counter()
         r = subprocess.run([sys.executable, "-m", "talkinghead.cli", "say", str(model), "--audio",
                             str(Path(tmp) / "drive.wav"), "-o", str(Path(tmp) / "out.mp4"), "--device", "cpu"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=dict(os.environ, TALKINGHEAD_QUIET="0"))
         wall = time.perf_counter() - t
         if r.returncode:
             sys.exit(r.stderr.strip().splitlines()[-1])
