@@ -34,7 +34,7 @@ def load(path: str | None, device: str):
         return cfg, model, K, np.asarray(R), np.asarray(t), "trained"
     cfg = NerfConfig().resolved("cpu")
     aabb = (-13.4, -13.6, -6.9, 13.4, 16.7, 9.3)  # a typical head box (cm), as prepare + head_aabb give
-    model = build_model(cfg, None, 200.0, aabb=aabb, n_codes=100).to(device).eval()
+    model = build_model(cfg, None, 200.0, aabb=aabb, n_frames=100).to(device).eval()
     f = 6.0 * cfg.size
     K = np.array([[f, 0, cfg.size / 2], [0, f, cfg.size / 2], [0, 0, 1]], np.float32)
     return cfg, model, K, np.eye(3, dtype=np.float32), np.array([0, 0, 200], np.float32), "untrained"

@@ -181,6 +181,20 @@ def test_audio_net_shapes_and_attention(channels):
     out, weights = net(torch.randn(3, 8, 16, channels), return_weights=True)
     assert out.shape == (3, 64) and weights.shape == (3, 8)
     torch.testing.assert_close(weights.sum(-1), torch.ones(3))
+    # starts on the frame's own window (index 4 of frames i-4 .. i+3): softmax of a logit 3 vs 0s
+    torch.testing.assert_close(weights[:, 4], torch.full((3,), math.exp(3) / (math.exp(3) + 7)))
+
+
+def test_appearance_codes_are_shared_by_runs_of_frames():
+    from talkinghead.engines.nerf.engine import NerfConfig, build_model, code_index
+
+    cfg = NerfConfig(size=32, grid_levels=4, grid_log2_size=10, code_period=25)
+    assert [code_index(cfg, i) for i in (0, 24, 25, 49, 50)] == [0, 0, 1, 1, 2]
+    m = build_model(cfg, None, 100.0, aabb=(-1, -1, -1, 1, 1, 1), n_frames=51)
+    assert m.face.codes.num_embeddings == 3 and m.torso.codes.num_embeddings == 3
+    per_frame = build_model(NerfConfig(size=32, grid_levels=4, grid_log2_size=10, code_period=1), None, 100.0,
+                            aabb=(-1, -1, -1, 1, 1, 1), n_frames=51)
+    assert per_frame.face.codes.num_embeddings == 51
 
 
 def test_momentum_smooth_step_response():

@@ -59,6 +59,16 @@ class AudioAttention(nn.Module):
             layers += [nn.Conv1d(cin, cout, 3, padding=1), nn.LeakyReLU(_SLOPE)]
         self.convs = nn.Sequential(*layers)
         self.mix = nn.Linear(n_windows, n_windows)
+        self.centre = n_windows // 2  # windows are frames i-4 .. i+3: index 4 is frame i
+
+    def start_at_centre(self, logit: float = 3.0) -> None:
+        """Start as (mostly) the frame's own window instead of a uniform 8-frame average, which
+        blurs 320 ms of speech into one code and leaves the field nothing to follow at first
+        (AD-NeRF likewise uses the current frame only until late in training)."""
+        with torch.no_grad():
+            self.mix.weight.zero_()
+            self.mix.bias.zero_()
+            self.mix.bias[self.centre] = logit
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         scores = self.convs(codes.transpose(1, 2)).squeeze(1)   # (B, W)
@@ -79,6 +89,7 @@ class AudioNet(nn.Module):
             if isinstance(m, (nn.Conv1d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, a=_SLOPE, nonlinearity="leaky_relu")
                 nn.init.zeros_(m.bias)
+        self.attention.start_at_centre()
 
     def encode_windows(self, windows: torch.Tensor) -> torch.Tensor:
         """``(B, W, T, C) -> (B, W, out_dim)`` per-window codes."""

@@ -39,6 +39,8 @@ class NerfConfig:
     grid_levels: int = 12
     grid_log2_size: int = 16
     audio_dim_coords: int = 2
+    audio_grid_levels: int = 8
+    audio_grid_max_res: int = 256
     n_samples: int = 16
     occ_res: int = 48
     occ_every: int = 16
@@ -58,6 +60,10 @@ class NerfConfig:
     head_fraction: float = 0.6
     lips_fraction: float = 0.15  # the rest trains the torso
     smoothing: float = 0.5  # test-time audio momentum beta
+    # Frames per latent appearance code. The paper has one code per frame; a per-frame code is free to
+    # memorise each frame's mouth (on the synthetic speaker it did, and the audio path learned nothing),
+    # so codes are shared by runs of frames: slow appearance drift is still absorbed, mouth motion is not.
+    code_period: int = 25
     margin: tuple = (0.5, 0.6, 0.25, 0.3, 0.4)  # head box around the face: sides, above, below, front, behind
     val_frames: int = 4
     checkpoint_minutes: float = 3.0
@@ -68,10 +74,16 @@ class NerfConfig:
                              "margin": tuple(self.margin)})
 
 
-def build_model(cfg: NerfConfig, subject: Subject | None, t_scale: float, aabb=None, n_codes: int = 0) -> TalkingNeRF:
-    """The networks for ``cfg``; the head box and code count come from the subject or are given."""
+def code_index(cfg: NerfConfig, frame: int) -> int:
+    """Appearance-code row of a frame (one code per ``code_period`` frames)."""
+    return int(frame) // max(1, cfg.code_period)
+
+
+def build_model(cfg: NerfConfig, subject: Subject | None, t_scale: float, aabb=None, n_frames: int = 0) -> TalkingNeRF:
+    """The networks for ``cfg``; the head box and frame count come from the subject or are given."""
     if subject is not None:
-        aabb, n_codes = head_aabb(subject.tracks["subject_shape"], tuple(cfg.margin)), subject.n_frames
+        aabb, n_frames = head_aabb(subject.tracks["subject_shape"], tuple(cfg.margin)), subject.n_frames
+    n_codes = code_index(cfg, max(n_frames - 1, 0)) + 1
     aabb = tuple(float(v) for v in aabb)
     audio_in = 15 if cfg.audio == "visemes" else 80
     if cfg.paper_grids:
@@ -79,6 +91,7 @@ def build_model(cfg: NerfConfig, subject: Subject | None, t_scale: float, aabb=N
         torso = TorsoConfig.paper(n_codes=n_codes)
     else:
         field = FieldConfig(aabb=aabb, audio_dim_coords=cfg.audio_dim_coords, n_codes=n_codes,
+                            audio_grid_levels=cfg.audio_grid_levels, audio_grid_max_res=cfg.audio_grid_max_res,
                             grid_levels=cfg.grid_levels, grid_log2_size=cfg.grid_log2_size,
                             grid_max_res=max(64, cfg.size * 2))
         torso = TorsoConfig(n_codes=n_codes, grid_levels=cfg.grid_levels, grid_log2_size=cfg.grid_log2_size,
@@ -125,7 +138,7 @@ class NerfEngine(Engine):
         with atomic_path(model_dir / "weights.pt", suffix=".pt") as tmp:
             j = int(train_idx[len(train_idx) // 2])
             torch.save({"config": asdict(cfg), "model": tr.ema.state_dict(), "t_scale": data.t_scale,
-                        "eye_open": data.eye_open, "aabb": list(model.face.cfg.aabb), "n_codes": subject.n_frames,
+                        "eye_open": data.eye_open, "aabb": list(model.face.cfg.aabb), "n_frames": subject.n_frames,
                         "K": data.K, "sample_pose": (data.rot[j], data.trans[j])}, tmp)
         write_meta(model_dir, cls.name, cfg, subject, status="trained", budget=budget.__dict__)
 
@@ -134,7 +147,7 @@ class NerfEngine(Engine):
         """``weights.pt`` → (config, model in eval mode, the checkpoint dict); needs no subject."""
         ck = torch.load(path, map_location="cpu", weights_only=False)
         cfg = NerfConfig(**{**ck["config"], "margin": tuple(ck["config"]["margin"])})
-        model = build_model(cfg, None, ck["t_scale"], aabb=ck["aabb"], n_codes=ck["n_codes"])
+        model = build_model(cfg, None, ck["t_scale"], aabb=ck["aabb"], n_frames=ck["n_frames"])
         model.load_state_dict(ck["model"])
         model.occupancy.relative, model.occupancy.threshold = True, 10.0  # as baked (see TalkingNeRF)
         return cfg, model.to(device).eval(), ck
@@ -170,7 +183,7 @@ class NerfEngine(Engine):
                 if getattr(drive, "rotation", None) is not None else d.pose(j)
             eye = float(np.mean(drive.eye[k])) / self.eye_open
             f = Frame(K=K, R=R.to(dev), t=t.to(dev), audio=audio[k], eye=torch.tensor([eye], device=dev),
-                      code=min(j, n_train))
+                      code=code_index(self.cfg, min(j, n_train)))
             out = self.model.render_image(f, size, plate)
             colour = out["colour"].cpu().numpy()
             alpha = out["alpha"].cpu().numpy()
