@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from pathlib import Path
 
@@ -35,9 +37,10 @@ def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None,
     t0 = time.perf_counter()
     b = bar(len(drive), "render", unit="f")
     with VideoWriter(out, drive.fps, (size, size), audio=drive.audio) as w:
-        for frame in engine.render(drive, batch_size=batch_size):
-            w.write(frame)
-            b.update()
+        with BackgroundWriter(w) as bw:
+            for frame in engine.render(drive, batch_size=batch_size):
+                bw.write(frame)
+                b.update()
     b.close()
     wall = time.perf_counter() - t0
     seconds = len(drive) / drive.fps
@@ -46,3 +49,41 @@ def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None,
     info(f"{out}: {len(drive)} frames, {seconds:.1f} s; rendered at {stats['fps']:.1f} FPS "
          f"(real-time factor {stats['rtf']:.2f})")
     return stats
+
+
+class BackgroundWriter:
+    """Encodes frames on a worker thread (FFmpeg releases the GIL), overlapping the renderer.
+
+    ``write`` blocks when ``depth`` frames are waiting; an encoder error is re-raised in the caller
+    at the next ``write`` or on exit, so a failed encode never passes silently.
+    """
+
+    _END = object()
+
+    def __init__(self, writer, depth: int = 16):
+        self.writer, self.error = writer, None
+        self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while (item := self.q.get()) is not self._END:
+            if self.error is None:
+                try:
+                    self.writer.write(item)
+                except BaseException as e:  # noqa: BLE001 - handed to the caller
+                    self.error = e
+
+    def write(self, frame) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put(frame)
+
+    def __enter__(self) -> "BackgroundWriter":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.q.put(self._END)
+        self.thread.join()
+        if self.error is not None and exc[0] is None:
+            raise self.error

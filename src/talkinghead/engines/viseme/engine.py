@@ -16,6 +16,7 @@ schedule under a feathered lower-face mask.
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,18 +116,33 @@ class VisemeEngine(Engine):
             windows = viseme_windows(drive.visemes, 6).astype(np.float32)
         else:
             windows = drive.mel_windows.astype(np.float32)
-        for k0 in range(0, len(drive), batch_size):
+
+        def drawings(k0: int) -> np.ndarray:
             ks = range(k0, min(len(drive), k0 + batch_size))
-            js = [int(drive.pose_index[k]) for k in ks]
-            draws = np.stack([comp.upper_drawing(j, drive.eye[k]) for k, j in zip(ks, js)])
-            with torch.inference_mode():
-                face, _ = self.gen(to_tensor(draws[:, None], self.device, channels_last=True),
-                                   torch.from_numpy(windows[list(ks)]).to(self.device),
-                                   torch.from_numpy(self.store.mouth_boxes[js]).to(self.device),
-                                   return_mouth=False)
-            crops = ((face.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-            for crop, j in zip(crops, js):
-                yield comp.paste(crop, j)
+            return np.stack([comp.upper_drawing(int(drive.pose_index[k]), drive.eye[k]) for k in ks])
+
+        # The next batch's drawings are made on a worker thread while the generator runs (OpenCV and
+        # torch both release the GIL).
+        starts = list(range(0, len(drive), batch_size))
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(drawings, starts[0]) if starts else None
+            for n, k0 in enumerate(starts):
+                draws = pending.result()
+                if n + 1 < len(starts):
+                    pending = pool.submit(drawings, starts[n + 1])
+                ks = range(k0, min(len(drive), k0 + batch_size))
+                js = [int(drive.pose_index[k]) for k in ks]
+                yield from self._render_batch(comp, draws, windows, ks, js)
+
+    def _render_batch(self, comp: Compositor, draws: np.ndarray, windows: np.ndarray, ks: range, js: list[int]):
+        with torch.inference_mode():
+            face, _ = self.gen(to_tensor(draws[:, None], self.device, channels_last=True),
+                               torch.from_numpy(windows[list(ks)]).to(self.device),
+                               torch.from_numpy(self.store.mouth_boxes[js]).to(self.device),
+                               return_mouth=False)
+        crops = ((face.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        for crop, j in zip(crops, js):
+            yield comp.paste(crop, j)
 
 
 __all__ = ["VisemeConfig", "VisemeEngine", "D"]

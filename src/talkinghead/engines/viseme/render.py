@@ -7,6 +7,7 @@ lower face, so hair, torso and background stay the recorded pixels.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import cv2
@@ -32,21 +33,24 @@ class Compositor:
         self.eye = subject.tracks["eye"]
         self._cache: OrderedDict[int, dict] = OrderedDict()
         self._size = cache
+        self._lock = threading.Lock()  # drawings are made on a worker thread while frames are pasted
         x0, y0, side = self.box
         self.region = (int(round(x0)), int(round(y0)), int(round(side)))
 
     def _frame(self, j: int) -> dict:
-        if j in self._cache:
-            self._cache.move_to_end(j)
-            return self._cache[j]
+        with self._lock:
+            if j in self._cache:
+                self._cache.move_to_end(j)
+                return self._cache[j]
         labels = self.subject.mask(j)
         x0, y0, side = self.region
         mask = D.composite_mask(self.lm[j], labels.shape, feather=max(3.0, side / 40))
         item = {"frame": self.subject.frame(j), "labels": labels,
                 "mask": mask[y0:y0 + side, x0:x0 + side, None]}
-        self._cache[j] = item
-        if len(self._cache) > self._size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[j] = item
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
         return item
 
     def upper_drawing(self, j: int, eye: np.ndarray | None = None) -> np.ndarray:
