@@ -98,3 +98,27 @@ def test_unreadable_inputs(tmp_path):
         probe(t)
     with pytest.raises(InputError, match="no such file"):
         probe(tmp_path / "missing.mp4")
+
+
+def test_background_writer_keeps_order_and_reports_encoder_errors(tmp_path):
+    from talkinghead.say.pipeline import BackgroundWriter
+
+    class Recorder:
+        def __init__(self, fail_at=None):
+            self.seen, self.fail_at = [], fail_at
+
+        def write(self, x):
+            if len(self.seen) == self.fail_at:
+                raise OSError("disk full")
+            self.seen.append(x)
+
+    rec = Recorder()
+    with BackgroundWriter(rec, depth=2) as bw:
+        for i in range(50):
+            bw.write(i)
+    assert rec.seen == list(range(50))
+
+    with pytest.raises(OSError, match="disk full"):
+        with BackgroundWriter(Recorder(fail_at=3), depth=2) as bw:
+            for i in range(50):
+                bw.write(i)
