@@ -100,7 +100,8 @@ def run_phase(model_dir: Path, phase: Phase) -> dict:
             for k, v in losses.items():
                 running[k] = v if k not in running else 0.9 * running[k] + 0.1 * v
             b.set_postfix({"step": step, **{k: f"{v:.3g}" for k, v in list(running.items())[:4]}}, refresh=False)
-            b.update(time.perf_counter() - t_step if by_time else 1)
+            # a time budget's last step overshoots it a little: never push the bar past its total
+            b.update(min(time.perf_counter() - t_step, max(0.0, b.total - b.n)) if by_time else 1)
             row = None
             if step % phase.log_every == 0:
                 row = {"phase": phase.name, "step": step, "seconds": round(time.perf_counter() - t0, 2),
