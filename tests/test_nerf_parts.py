@@ -186,10 +186,10 @@ def test_audio_net_shapes_and_attention(channels):
 
 
 def test_appearance_codes_are_shared_by_runs_of_frames():
-    from talkinghead.engines.nerf.engine import NerfConfig, build_model, code_index
+    from talkinghead.engines.nerf.engine import NerfConfig, build_model
 
     cfg = NerfConfig(size=32, grid_levels=4, grid_log2_size=10, code_period=25)
-    assert [code_index(cfg, i) for i in (0, 24, 25, 49, 50)] == [0, 0, 1, 1, 2]
+    assert [cfg.code_index(i) for i in (0, 24, 25, 49, 50)] == [0, 0, 1, 1, 2]
     m = build_model(cfg, None, 100.0, aabb=(-1, -1, -1, 1, 1, 1), n_frames=51)
     assert m.face.codes.num_embeddings == 3 and m.torso.codes.num_embeddings == 3
     per_frame = build_model(NerfConfig(size=32, grid_levels=4, grid_log2_size=10, code_period=1), None, 100.0,

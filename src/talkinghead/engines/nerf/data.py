@@ -23,10 +23,10 @@ from ...subject import Subject
 HEAD, FACE = (2, 3), 3
 
 
-def viseme_windows16(visemes: np.ndarray, step: float = 0.5) -> np.ndarray:
-    """(N, C) per-frame soft visemes → (N, 16, C): 16 samples ``step`` frames apart centred on each frame."""
+def viseme_windows16(visemes: np.ndarray) -> np.ndarray:
+    """(N, C) per-frame soft visemes → (N, 16, C): 16 samples at half-frame steps centred on each frame."""
     n = len(visemes)
-    offs = (np.arange(16) - 7.5) * step  # step 0.5: ±3.75 frames = ±150 ms at 25 fps
+    offs = (np.arange(16) - 7.5) / 2.0  # ±3.75 frames = ±150 ms at 25 fps
     pos = np.clip(np.arange(n)[:, None] + offs[None], 0, n - 1)
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, n - 1)

@@ -69,21 +69,20 @@ class NerfConfig:
     checkpoint_minutes: float = 3.0
     seed: int = 0
 
+    def code_index(self, frame: int) -> int:
+        """Appearance-code row of a frame (one code per ``code_period`` frames)."""
+        return int(frame) // max(1, self.code_period)
+
     def resolved(self, device: str) -> "NerfConfig":
         return NerfConfig(**{**asdict(self), "size": self.size or (512 if device.startswith("cuda") else 128),
                              "margin": tuple(self.margin)})
-
-
-def code_index(cfg: NerfConfig, frame: int) -> int:
-    """Appearance-code row of a frame (one code per ``code_period`` frames)."""
-    return int(frame) // max(1, cfg.code_period)
 
 
 def build_model(cfg: NerfConfig, subject: Subject | None, t_scale: float, aabb=None, n_frames: int = 0) -> TalkingNeRF:
     """The networks for ``cfg``; the head box and frame count come from the subject or are given."""
     if subject is not None:
         aabb, n_frames = head_aabb(subject.tracks["subject_shape"], tuple(cfg.margin)), subject.n_frames
-    n_codes = code_index(cfg, max(n_frames - 1, 0)) + 1
+    n_codes = cfg.code_index(max(n_frames - 1, 0)) + 1
     aabb = tuple(float(v) for v in aabb)
     audio_in = 15 if cfg.audio == "visemes" else 80
     if cfg.paper_grids:
@@ -183,7 +182,7 @@ class NerfEngine(Engine):
                 if getattr(drive, "rotation", None) is not None else d.pose(j)
             eye = float(np.mean(drive.eye[k])) / self.eye_open
             f = Frame(K=K, R=R.to(dev), t=t.to(dev), audio=audio[k], eye=torch.tensor([eye], device=dev),
-                      code=code_index(self.cfg, min(j, n_train)))
+                      code=self.cfg.code_index(min(j, n_train)))
             out = self.model.render_image(f, size, plate)
             colour = out["colour"].cpu().numpy()
             alpha = out["alpha"].cpu().numpy()

@@ -100,7 +100,7 @@ class NerfTrainer:
         R, t = self.data.pose(i)
         return Frame(K=self.K, R=R.to(self.device), t=t.to(self.device), audio=model.audio_net(w)[0],
                      eye=torch.tensor([self.data.eye[i]], device=self.device),
-                     code=int(np.clip(i if code is None else code, 0, self.train_idx.max())) // max(1, self.cfg.code_period))
+                     code=self.cfg.code_index(np.clip(i if code is None else code, 0, self.train_idx.max())))
 
     def _maybe_update_occupancy(self, step: int) -> None:
         if step % self.cfg.occ_every or step < self.cfg.occ_warmup:

@@ -117,27 +117,28 @@ class VisemeEngine(Engine):
         else:
             windows = drive.mel_windows.astype(np.float32)
 
-        def drawings(k0: int) -> np.ndarray:
-            ks = range(k0, min(len(drive), k0 + batch_size))
-            return np.stack([comp.upper_drawing(int(drive.pose_index[k]), drive.eye[k]) for k in ks])
+        batches = []
+        for k0 in range(0, len(drive), batch_size):
+            ks = list(range(k0, min(len(drive), k0 + batch_size)))
+            batches.append((ks, [int(drive.pose_index[k]) for k in ks]))
+
+        def drawings(ks: list[int], js: list[int]) -> np.ndarray:
+            return np.stack([comp.upper_drawing(j, drive.eye[k]) for k, j in zip(ks, js)])
 
         # The next batch's drawings are made on a worker thread while the generator runs (OpenCV and
         # torch both release the GIL).
-        starts = list(range(0, len(drive), batch_size))
         with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(drawings, starts[0]) if starts else None
-            for n, k0 in enumerate(starts):
+            pending = pool.submit(drawings, *batches[0]) if batches else None
+            for n, (ks, js) in enumerate(batches):
                 draws = pending.result()
-                if n + 1 < len(starts):
-                    pending = pool.submit(drawings, starts[n + 1])
-                ks = range(k0, min(len(drive), k0 + batch_size))
-                js = [int(drive.pose_index[k]) for k in ks]
+                if n + 1 < len(batches):
+                    pending = pool.submit(drawings, *batches[n + 1])
                 yield from self._render_batch(comp, draws, windows, ks, js)
 
-    def _render_batch(self, comp: Compositor, draws: np.ndarray, windows: np.ndarray, ks: range, js: list[int]):
+    def _render_batch(self, comp: Compositor, draws: np.ndarray, windows: np.ndarray, ks: list[int], js: list[int]):
         with torch.inference_mode():
             face, _ = self.gen(to_tensor(draws[:, None], self.device, channels_last=True),
-                               torch.from_numpy(windows[list(ks)]).to(self.device),
+                               torch.from_numpy(windows[ks]).to(self.device),
                                torch.from_numpy(self.store.mouth_boxes[js]).to(self.device),
                                return_mouth=False)
         crops = ((face.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
