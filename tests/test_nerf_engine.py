@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import os
@@ -15,10 +16,10 @@ from talkinghead.cli import main
 from talkinghead.io.video import iter_frames, probe
 from talkinghead.subject import Subject
 
-TINY = ["size=64", "grid_levels=8", "grid_log2_size=14", "rays_per_frame=256", "frames_per_step=1",
+TINY = ["size=64", "grid_levels=8", "grid_log2_size=14", "rays_per_frame=512", "frames_per_step=1",
         "occ_every=32", "occ_conditions=2", "val_frames=2", "lip_patch=16", "occ_res=48",
-        "occ_warmup=50", "checkpoint_minutes=100"]
-STEPS = 700
+        "occ_warmup=50", "checkpoint_minutes=100", "head_fraction=0.7", "lips_fraction=0.1"]
+STEPS = 2000  # 1400 head, 200 lips, 400 torso steps: about two CPU minutes
 
 
 @pytest.fixture(scope="module")
@@ -68,19 +69,31 @@ def test_occupancy_grid_prunes_half_the_samples_without_changing_the_image(train
     assert diff.mean() < 0.01 and torch.quantile(diff, 0.99) < 0.1, (float(diff.mean()), float(diff.max()))
 
 
-def _mouth_darkness(video: Path, subject: Path, still: int) -> np.ndarray:
-    """Fraction of dark pixels inside the still frame's lip box (the synthetic mouth interior is dark)."""
-    box = np.load(subject / "tracks.npz")["lip_box"][still]
-    x0, y0, x1, y1 = np.round(box).astype(int)
+def _lip_gray(frames, boxes) -> np.ndarray:
+    """Mean grey level (0-255) inside each frame's lip box: the synthetic mouth interior is dark."""
     out = []
-    for rgb in iter_frames(video, 25):
-        crop = rgb[y0:y1, x0:x1].astype(np.float32).mean(-1)
-        out.append(float((crop < 60).mean()))
+    for rgb, box in zip(frames, boxes):
+        x0, y0, x1, y1 = np.round(box).astype(int)
+        out.append(float(rgb[y0:y1, x0:x1].astype(np.float32).mean()))
     return np.array(out)
 
 
-@pytest.mark.xfail(strict=True, reason="known open problem (issue 6): in short CPU runs the audio path of the "
-                   "nerf engine does not learn yet; the mouth does not follow the audio")
+def _render_size_contrast(subject: Subject, size: int) -> float:
+    """How much darker the lip box of the subject's open-mouth frames is than of its closed-mouth
+    frames once the frames pass through the render resolution (what a perfect model could show)."""
+    import cv2
+
+    S, idx = subject.size, subject.split("train")
+    ap, boxes = subject.tracks["aperture"][idx], subject.tracks["lip_box"][idx]
+    lo, hi = np.percentile(ap, [15, 85])
+    pick = [k for k in range(len(idx)) if ap[k] <= lo or ap[k] >= hi]
+    frames = (cv2.resize(cv2.resize(subject.frame(int(idx[k])), (size, size), interpolation=cv2.INTER_AREA),
+                         (S, S), interpolation=cv2.INTER_LINEAR) for k in pick)
+    gray = _lip_gray(frames, boxes[pick])
+    is_open = ap[pick] >= hi
+    return float(np.median(gray[~is_open]) - np.median(gray[is_open]))
+
+
 def test_mouth_opens_on_vowels_and_rests_in_silence(trained, tmp_path):
     from talkinghead.audio.tts import synthesize
     from talkinghead.audio.wav import write_wav
@@ -94,15 +107,23 @@ def test_mouth_opens_on_vowels_and_rests_in_silence(trained, tmp_path):
                  "--pose", "still", "--blink", "none"]) == 0
     info = probe(out)
     assert info.has_audio and (info.width, info.height) == (256, 256)
-    dark = _mouth_darkness(out, trained["subject"], still_frame(Subject.open(trained["subject"])))
-    t = (np.arange(len(dark)) + 0.5) / 25
+    subject = Subject.open(trained["subject"])
+    box = subject.tracks["lip_box"][still_frame(subject)]
+    gray = _lip_gray(iter_frames(out, 25), itertools.repeat(box))
+    t = (np.arange(len(gray)) + 0.5) / 25
     silent = (t < 1.4) | (t > 1.6 + tts.duration + 0.2)
-    vowel = np.zeros(len(dark), bool)
+    vowel = np.zeros(len(gray), bool)
     for p in tts.phonemes:
         if p.viseme == 10:  # aa
             vowel |= (t >= p.start + 1.6) & (t < p.end + 1.6)
-    assert abs(len(dark) - math.ceil((3.2 + tts.duration) * 25)) <= 1
-    assert np.max(dark[vowel]) > np.median(dark[silent]) + 0.1, (np.median(dark[silent]), np.max(dark[vowel]))
+    assert abs(len(gray) - math.ceil((3.2 + tts.duration) * 25)) <= 1
+    contrast = _render_size_contrast(subject, 64)  # the tiny model renders at 64²
+    assert contrast > 3, contrast  # the check below means something
+    # In silence the mouth rests (and stays put while the audio is silent); on "aa" it opens: the lip
+    # box gets darker by at least a third of the real open/closed contrast at this render size.
+    assert np.ptp(gray[silent]) < 0.5 * contrast, (gray[silent].min(), gray[silent].max(), contrast)
+    assert np.median(gray[silent]) - gray[vowel].min() > contrast / 3, (np.median(gray[silent]),
+                                                                         gray[vowel].min(), contrast)
 
 
 def test_render_controls_background_swap_and_eyes(trained, tmp_path):

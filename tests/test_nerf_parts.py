@@ -197,6 +197,30 @@ def test_appearance_codes_are_shared_by_runs_of_frames():
     assert per_frame.face.codes.num_embeddings == 51
 
 
+def test_lip_codes_follow_the_main_lip_motion_with_unit_variance():
+    import numpy as np
+
+    from talkinghead.engines.nerf.data import lip_codes
+    from talkinghead.geometry.face import LIPS_INNER
+
+    rng = np.random.default_rng(0)
+    n = 200
+    canon = np.tile(rng.normal(0, 3, (1, 478, 3)), (n, 1, 1))
+    opening = np.sin(np.arange(n) / 5.0)  # the lower inner lip moves down and up
+    lower = LIPS_INNER[11:]
+    canon[:, lower, 1] += 2.0 * opening[:, None]
+    canon[:, :, :2] += rng.normal(0, 0.01, (n, 478, 2))  # tracking jitter
+    fit = np.arange(0, n, 2)
+    codes = lip_codes(canon, fit, 64)
+    assert codes.shape == (n, 64) and codes.dtype == np.float32
+    assert abs(codes[fit, 0].std() - 1) < 1e-5 and abs(codes[fit].mean()) < 1e-5
+    assert abs(np.corrcoef(codes[:, 0], opening)[0, 1]) > 0.999  # the first column is the opening
+    assert codes[fit, 1:].std(0).max() < 0.05  # jitter keeps its small natural scale (not whitened)
+    wide = lip_codes(canon, fit, 96)  # 40 lip points x (x, y) = 80 columns carry the shape
+    np.testing.assert_array_equal(wide[:, 80:], 0)
+    assert np.abs(wide[:, :64] - codes).max() < 1e-5
+
+
 def test_momentum_smooth_step_response():
     beta, k, n = 0.7, 3, 10
     a = torch.zeros(n, 64)

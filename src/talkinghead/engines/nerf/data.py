@@ -49,6 +49,28 @@ def stack8(windows: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return windows[k]
 
 
+def lip_codes(canon: np.ndarray, fit_idx: np.ndarray, dim: int) -> np.ndarray:
+    """Teacher codes for the audio network: ``(N, 478, 3)`` canonical landmarks -> ``(N, dim)``.
+
+    The inner and outer lip contours' (x, y) are centred on the fitting frames' mean and rotated
+    into their principal axes; everything is divided by the first axis' standard deviation, so
+    column 0 (mostly the mouth opening) has unit variance and the later columns keep their smaller
+    natural scale (tracking jitter stays small instead of being blown up by whitening). Columns
+    past the number of lip coordinates (80) are zero.
+    """
+    from ...geometry.face import LIPS_INNER, LIPS_OUTER
+
+    lips = np.asarray(canon, np.float64)[:, LIPS_OUTER + LIPS_INNER, :2].reshape(len(canon), -1)
+    fit = lips[np.asarray(fit_idx)]
+    mean = fit.mean(0)
+    _, s, vt = np.linalg.svd(fit - mean, full_matrices=False)
+    scale = s[0] / np.sqrt(len(fit)) if s[0] > 0 else 1.0
+    k = min(dim, vt.shape[0])
+    out = np.zeros((len(lips), dim), np.float32)
+    out[:, :k] = (lips - mean) @ vt[:k].T / scale
+    return out
+
+
 def head_aabb(shape: np.ndarray, margin: tuple[float, ...]) -> tuple[float, ...]:
     """Box around the subject's canonical face, grown for hair, ears and the back of the head.
 

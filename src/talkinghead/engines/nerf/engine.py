@@ -57,6 +57,8 @@ class NerfConfig:
     w_ambient: float = 0.1
     w_ssim: float = 0.1
     w_mask: float = 0.1  # alpha vs the head mask (not in the paper; see trainer)
+    w_teacher: float = 1.0  # audio code regressed onto the tracked lip shape (not in the paper; see trainer)
+    teacher_batch: int = 32  # frames per step for that regression
     head_fraction: float = 0.6
     lips_fraction: float = 0.15  # the rest trains the torso
     smoothing: float = 0.5  # test-time audio momentum beta

@@ -149,6 +149,12 @@ class FaceField(nn.Module):
         self.audio_grid = HashGrid(c.audio_dim_coords, c.audio_grid_levels, c.audio_grid_features,
                                    c.audio_grid_log2_size, c.grid_base, c.audio_grid_max_res)
         self.coord_net = mlp(c.audio_dim + self.spatial.out_dim, c.audio_dim_coords, c.coord_hidden, c.coord_layers)
+        # He init: with PyTorch's default the audio coordinate barely moved with the audio code at
+        # first (each layer shrinks the signal), so the audio grid saw one blurred condition.
+        for layer in self.coord_net:
+            if isinstance(layer, nn.Linear):
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                nn.init.zeros_(layer.bias)
         # The per-frame code enters the colour net only (as in RAD-NeRF): in the density net it would
         # memorise each frame's mouth shape and leave the audio path with nothing to explain.
         self.sigma_net = mlp(self.spatial.out_dim + self.audio_grid.out_dim + c.eye_dim,

@@ -7,6 +7,11 @@
   face region (0.1: audio may only move the face).
 * ``lips``: the face field fine-tuned on square patches over the lips, MSE
   plus a structural term (1 - SSIM; LPIPS needs downloaded weights).
+  Deviation: in ``head`` the audio code is also regressed onto the tracked lip
+  shape (``lip_codes``, weight ``w_teacher``). The paper's input, a pretrained
+  ASR model's logits, already carries that structure and it trains for 10^5
+  GPU steps; with our soft visemes and a few thousand CPU steps the code's
+  lip-unrelated variation kept the field from finding the mouth at all.
 * ``torso``: head frozen; the deformable 2D torso field learns the rest of the
   frame, composited over the background plate.
 
@@ -25,7 +30,7 @@ import torch
 
 from ...evaluate.metrics import psnr
 from ...utils import atomic_path
-from .data import NerfData, stack8
+from .data import NerfData, lip_codes, stack8
 from .model import Frame, TalkingNeRF
 
 
@@ -54,6 +59,8 @@ class NerfTrainer:
         self.opt = {"head": self._adam([model.face, model.audio_net]), "lips": self._adam([model.face], 0.2),
                     "torso": self._adam([model.torso])}
         self.phase_step0: dict[str, int] = {}
+        canon = data.subject.tracks["canon_landmarks"]
+        self.lip_code = torch.from_numpy(lip_codes(canon, self.train_idx, model.audio_net.out_dim)).to(device)
 
     def _adam(self, modules, scale: float = 1.0) -> torch.optim.Adam:
         grid, net = [], []
@@ -138,7 +145,14 @@ class NerfTrainer:
             mask = ((h["alpha"] - tg["head"].float()) ** 2).mean()
             loss = loss + mse + c.w_entropy * entropy + c.w_ambient * amb + c.w_mask * mask
             logs = {"mse": mse.item(), "amb": amb.item()}
-        self._step_opt("head", loss / c.frames_per_step, step)
+        loss = loss / c.frames_per_step
+        if c.w_teacher > 0:  # audio code -> tracked lip shape (deviation, see the engine's docstring)
+            idx = self.rng.choice(self.train_idx, c.teacher_batch)
+            code = self.model.audio_net(torch.from_numpy(stack8(self.data.windows, idx)).to(self.device))
+            teach = ((code - self.lip_code[torch.from_numpy(idx).to(self.device)]) ** 2).mean()
+            loss = loss + c.w_teacher * teach
+            logs["teacher"] = teach.item()
+        self._step_opt("head", loss, step)
         return logs
 
     def lips_step(self, step: int) -> dict:
