@@ -101,11 +101,14 @@ class NerfTrainer:
         self._ema_update()
 
     # ---- conditions ----------------------------------------------------------------------------
+    def audio_codes(self, idx: np.ndarray, model: TalkingNeRF | None = None) -> torch.Tensor:
+        """``(len(idx), audio_dim)`` audio codes of training frames ``idx``."""
+        w = torch.from_numpy(stack8(self.data.windows, np.asarray(idx))).to(self.device)
+        return (model or self.model).audio_net(w)
+
     def frame(self, i: int, model: TalkingNeRF | None = None, code: int | None = None) -> Frame:
-        model = model or self.model
-        w = torch.from_numpy(stack8(self.data.windows, np.array([i]))).to(self.device)
         R, t = self.data.pose(i)
-        return Frame(K=self.K, R=R.to(self.device), t=t.to(self.device), audio=model.audio_net(w)[0],
+        return Frame(K=self.K, R=R.to(self.device), t=t.to(self.device), audio=self.audio_codes([i], model)[0],
                      eye=torch.tensor([self.data.eye[i]], device=self.device),
                      code=self.cfg.code_index(np.clip(i if code is None else code, 0, self.train_idx.max())))
 
@@ -114,7 +117,7 @@ class NerfTrainer:
             return
         idx = self.rng.choice(self.train_idx, self.cfg.occ_conditions)
         with torch.no_grad():
-            codes = self.model.audio_net(torch.from_numpy(stack8(self.data.windows, idx)).to(self.device))
+            codes = self.audio_codes(idx)
             eye = torch.tensor([float(self.data.eye[idx].mean())], device=self.device)
             self.model.update_occupancy(codes, eye)
 
@@ -122,7 +125,7 @@ class NerfTrainer:
     def bake(self, n: int = 16) -> float:
         """Final occupancy of the exported (EMA) model: max over ``n`` training frames' audio and eyes."""
         idx = self.rng.choice(self.train_idx, min(n, len(self.train_idx)), replace=False)
-        codes = self.ema.audio_net(torch.from_numpy(stack8(self.data.windows, idx)).to(self.device))
+        codes = self.audio_codes(idx, self.ema)
         eyes = torch.from_numpy(self.data.eye[idx]).to(self.device)[:, None]
         return self.ema.bake_occupancy(codes, eyes)
 
@@ -148,7 +151,7 @@ class NerfTrainer:
         loss = loss / c.frames_per_step
         if c.w_teacher > 0:  # audio code -> tracked lip shape (deviation, see the engine's docstring)
             idx = self.rng.choice(self.train_idx, c.teacher_batch)
-            code = self.model.audio_net(torch.from_numpy(stack8(self.data.windows, idx)).to(self.device))
+            code = self.audio_codes(idx)
             teach = ((code - self.lip_code[torch.from_numpy(idx).to(self.device)]) ** 2).mean()
             loss = loss + c.w_teacher * teach
             logs["teacher"] = teach.item()
