@@ -185,6 +185,35 @@ def test_audio_net_shapes_and_attention(channels):
     torch.testing.assert_close(weights[:, 4], torch.full((3,), math.exp(3) / (math.exp(3) + 7)))
 
 
+def test_audio_windows_both_and_input_standardisation():
+    import numpy as np
+
+    from talkinghead.engines.nerf.data import AUDIO_KINDS, audio_windows, input_stats
+
+    rng = np.random.default_rng(0)
+    vis = rng.dirichlet(np.ones(15), 40).astype(np.float32)
+    mel = rng.normal(-9.0, 4.0, (40, 16, 80)).astype(np.float32) + np.linspace(-3, 3, 80, dtype=np.float32)
+    both = audio_windows("both", vis, mel)
+    assert both.shape == (40, 16, AUDIO_KINDS["both"])
+    np.testing.assert_array_equal(both[..., :15], audio_windows("visemes", vis, mel))
+    np.testing.assert_array_equal(both[..., 15:], mel)
+    with pytest.raises(ValueError, match="audio must be one of"):
+        audio_windows("mfcc", vis, mel)
+    shift, scale = input_stats("both", both[:30])
+    z = (both[:30] - shift) / scale
+    np.testing.assert_allclose(z[..., 15:].reshape(-1, 80).mean(0), 0, atol=1e-4)  # mel bands standardised
+    np.testing.assert_allclose(z[..., 15:].reshape(-1, 80).std(0), 1, atol=1e-3)
+    np.testing.assert_array_equal(z[..., :15], both[:30, :, :15])  # viseme probabilities untouched
+    # the network applies the stored statistics itself, and they travel in its state dict
+    net = AudioNet(95)
+    ref = net(torch.from_numpy(np.ascontiguousarray(z[None, :8])))
+    net.set_input_stats(shift, scale)
+    torch.testing.assert_close(net(torch.from_numpy(both[None, :8])), ref, rtol=1e-4, atol=1e-5)
+    other = AudioNet(95)
+    other.load_state_dict(net.state_dict())
+    torch.testing.assert_close(other.in_scale, torch.from_numpy(scale))
+
+
 def test_appearance_codes_are_shared_by_runs_of_frames():
     from talkinghead.engines.nerf.engine import NerfConfig, build_model
 

@@ -5,10 +5,13 @@ Cameras: the prepare track gives ``X_cam = R·X_canon + t`` (cm) and a pinhole
 frame i's camera is (R_i, t_i) with ``K`` scaled to the render resolution.
 
 Audio: RAD-NeRF feeds 16 feature frames at 50 Hz (ASR logits) per video
-frame and attends over 8 consecutive such windows. We use the subject's soft
-visemes (25 fps, interpolated to 16 half-frame steps around each frame, i.e.
-the same 320 ms span) or its log-mel windows (16 × 10 ms); either way
-``windows8(features, i)`` returns the (8, 16, C) stack for frame i.
+frame and attends over 8 consecutive such windows. Our per-frame window is
+``audio`` = ``"visemes"`` (the subject's 15 soft visemes, 25 fps, interpolated
+to 16 half-frame steps around the frame: 300 ms), ``"mel"`` (its 16 x 10 ms
+log-mel frames, 80 bands) or ``"both"`` (the two side by side, 95 channels,
+the default). ``stack8(windows, idx)`` gives the (8, 16, C) stacks. The
+audio network standardises the mel channels with the training frames' per-band
+statistics (``input_stats``), which it keeps for rendering.
 """
 
 from __future__ import annotations
@@ -34,13 +37,31 @@ def viseme_windows16(visemes: np.ndarray) -> np.ndarray:
     return ((1 - w) * visemes[lo] + w * visemes[hi]).astype(np.float32)
 
 
+AUDIO_KINDS = {"visemes": 15, "mel": 80, "both": 95}  # -> channels per window step
+
+
 def audio_windows(kind: str, visemes: np.ndarray, mel_windows: np.ndarray) -> np.ndarray:
-    """Per-frame (N, 16, C) windows of the configured audio feature."""
-    if kind == "visemes":
-        return viseme_windows16(np.asarray(visemes, np.float32))
-    if kind == "mel":
-        return np.asarray(mel_windows, np.float32)
-    raise ValueError(f"audio must be 'visemes' or 'mel', got {kind!r}")
+    """Per-frame (N, 16, C) windows of the configured audio feature (``AUDIO_KINDS``)."""
+    if kind not in AUDIO_KINDS:
+        raise ValueError(f"audio must be one of {', '.join(AUDIO_KINDS)}, got {kind!r}")
+    parts = []
+    if kind in ("visemes", "both"):
+        parts.append(viseme_windows16(np.asarray(visemes, np.float32)))
+    if kind in ("mel", "both"):
+        parts.append(np.asarray(mel_windows, np.float32))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, -1)
+
+
+def input_stats(kind: str, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (shift, scale) for the audio network's input: the mel bands' mean and standard
+    deviation over ``windows`` (N, 16, C); the viseme channels (probabilities) are left as they are."""
+    c = windows.shape[-1]
+    shift, scale = np.zeros(c, np.float32), np.ones(c, np.float32)
+    if kind in ("mel", "both"):
+        mel = windows[..., c - 80:].reshape(-1, 80).astype(np.float64)
+        shift[c - 80:] = mel.mean(0)
+        scale[c - 80:] = np.maximum(mel.std(0), 1e-3)
+    return shift, scale
 
 
 def stack8(windows: np.ndarray, idx: np.ndarray) -> np.ndarray:

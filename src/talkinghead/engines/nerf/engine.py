@@ -25,7 +25,7 @@ from ...utils import atomic_path
 from ..base import Budget, Drive, Engine
 from ..modeldir import write_meta
 from .audio import momentum_smooth
-from .data import NerfData, audio_windows, head_aabb, stack8
+from .data import AUDIO_KINDS, NerfData, audio_windows, head_aabb, input_stats, stack8
 from .fields import FieldConfig, TorsoConfig
 from .model import Frame, TalkingNeRF
 from .trainer import NerfTrainer
@@ -34,7 +34,7 @@ from .trainer import NerfTrainer
 @dataclass
 class NerfConfig:
     size: int = 0  # render resolution; 0 = 128 on CPU, 512 on CUDA
-    audio: str = "visemes"  # or "mel"
+    audio: str = "both"  # "visemes", "mel" or "both" (see data.py and the README's deviations)
     paper_grids: bool = False  # App. A.2 grid sizes (16 levels, 2^19 table); default is a CPU-sized grid
     grid_levels: int = 12
     grid_log2_size: int = 16
@@ -86,7 +86,9 @@ def build_model(cfg: NerfConfig, subject: Subject | None, t_scale: float, aabb=N
         aabb, n_frames = head_aabb(subject.tracks["subject_shape"], tuple(cfg.margin)), subject.n_frames
     n_codes = cfg.code_index(max(n_frames - 1, 0)) + 1
     aabb = tuple(float(v) for v in aabb)
-    audio_in = 15 if cfg.audio == "visemes" else 80
+    if cfg.audio not in AUDIO_KINDS:
+        raise ValueError(f"nerf: audio must be one of {', '.join(AUDIO_KINDS)}, got {cfg.audio!r}")
+    audio_in = AUDIO_KINDS[cfg.audio]
     if cfg.paper_grids:
         field = FieldConfig.paper(aabb=aabb, audio_dim_coords=cfg.audio_dim_coords, n_codes=n_codes)
         torso = TorsoConfig.paper(n_codes=n_codes)
@@ -120,6 +122,7 @@ class NerfEngine(Engine):
         data = NerfData(subject, cfg.size, cfg.audio, np.concatenate([train_idx, val_idx]))
         data.load()
         model = build_model(cfg, subject, data.t_scale)
+        model.audio_net.set_input_stats(*input_stats(cfg.audio, data.windows[train_idx]))
         tr = NerfTrainer(cfg, model, data, train_idx, val_idx, device, model_dir)
         shares = {"head": cfg.head_fraction, "lips": cfg.lips_fraction,
                   "torso": max(0.0, 1 - cfg.head_fraction - cfg.lips_fraction)}
@@ -149,7 +152,11 @@ class NerfEngine(Engine):
         ck = torch.load(path, map_location="cpu", weights_only=False)
         cfg = NerfConfig(**{**ck["config"], "margin": tuple(ck["config"]["margin"])})
         model = build_model(cfg, None, ck["t_scale"], aabb=ck["aabb"], n_frames=ck["n_frames"])
-        model.load_state_dict(ck["model"])
+        state = dict(ck["model"])
+        for k, v in model.state_dict().items():  # checkpoints from before input standardisation: identity
+            if k.startswith("audio_net.in_"):
+                state.setdefault(k, v)
+        model.load_state_dict(state)
         model.occupancy.relative, model.occupancy.threshold = True, 10.0  # as baked (see TalkingNeRF)
         return cfg, model.to(device).eval(), ck
 
