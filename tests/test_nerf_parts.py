@@ -188,7 +188,7 @@ def test_audio_net_shapes_and_attention(channels):
 def test_audio_windows_both_and_input_standardisation():
     import numpy as np
 
-    from talkinghead.engines.nerf.data import AUDIO_KINDS, audio_windows, input_stats
+    from talkinghead.audio.windows import AUDIO_KINDS, feature_windows as audio_windows, input_stats
 
     rng = np.random.default_rng(0)
     vis = rng.dirichlet(np.ones(15), 40).astype(np.float32)
@@ -207,11 +207,11 @@ def test_audio_windows_both_and_input_standardisation():
     # the network applies the stored statistics itself, and they travel in its state dict
     net = AudioNet(95)
     ref = net(torch.from_numpy(np.ascontiguousarray(z[None, :8])))
-    net.set_input_stats(shift, scale)
+    net.norm.set(shift, scale)
     torch.testing.assert_close(net(torch.from_numpy(both[None, :8])), ref, rtol=1e-4, atol=1e-5)
     other = AudioNet(95)
     other.load_state_dict(net.state_dict())
-    torch.testing.assert_close(other.in_scale, torch.from_numpy(scale))
+    torch.testing.assert_close(other.norm.scale, torch.from_numpy(scale))
 
 
 def test_appearance_codes_are_shared_by_runs_of_frames():

@@ -45,6 +45,35 @@ def test_generator_logmel_config():
     assert face.shape == (1, 3, 64, 64) and mouth.shape == (1, 3, 32, 32)
 
 
+@pytest.mark.parametrize("kind", ["visemes", "mel", "both"])
+def test_audio_kinds_windows_and_stored_standardisation(kind):
+    import numpy as np
+
+    from talkinghead.audio.windows import input_stats
+    from talkinghead.engines.viseme.data import audio_shape, audio_windows
+
+    rng = np.random.default_rng(0)
+    vis = rng.dirichlet(np.ones(15), 30).astype(np.float32)
+    mel = rng.normal(-9.0, 4.0, (30, 16, 80)).astype(np.float32)
+    win = audio_windows(kind, vis, mel)
+    steps, ch = audio_shape(kind)
+    assert win.shape == (30, steps, ch) == (30, *{"visemes": (6, 15), "mel": (16, 80), "both": (16, 95)}[kind])
+    cfg = VisemeNetConfig(**CFG, audio_dim=ch, audio_window=steps)
+    g = VisemeGenerator(cfg).eval()
+    shift, scale = input_stats(kind, win)
+    drawing, _, box = _inputs(cfg, 2)
+    with torch.no_grad():
+        ref, _ = g(drawing, torch.from_numpy((win[:2] - shift) / scale), box)
+        g.audio_enc.norm.set(shift, scale)  # the generator now standardises raw windows itself
+        out, _ = g(drawing, torch.from_numpy(win[:2]), box)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    assert "audio_enc.norm.scale" in g.state_dict()
+    if kind == "visemes":
+        np.testing.assert_array_equal(scale, 1)  # probabilities are left alone
+    with pytest.raises(ValueError, match="audio must be one of"):
+        audio_shape("mfcc")
+
+
 def test_oracle_shapes_and_teacher_forcing():
     cfg = VisemeNetConfig(**CFG)
     oracle = Oracle(cfg)

@@ -3,7 +3,7 @@
 Input: ``(B, W, T, C)`` -- ``W = 8`` consecutive windows around the frame, each
 of ``T = 16`` feature frames of ``C`` dims (the paper used 29-d DeepSpeech
 logits; here 15 soft visemes, 80 log-mel bands or both). The input is
-standardised per channel with stored statistics (``set_input_stats``).
+standardised per channel with stored statistics (``norm``).
 
 1. Per window, strided 1D convolutions over time (kernel 3, stride 2,
    LeakyReLU 0.02) halve ``T`` until one step is left (16 -> 8 -> 4 -> 2 -> 1),
@@ -23,6 +23,8 @@ import math
 
 import torch
 from torch import nn
+
+from ...audio.windows import Standardise
 
 __all__ = ["AudioNet", "AudioAttention", "WindowEncoder", "momentum_smooth"]
 
@@ -91,13 +93,7 @@ class AudioNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, a=_SLOPE, nonlinearity="leaky_relu")
                 nn.init.zeros_(m.bias)
         self.attention.start_at_centre()
-        # Input standardisation (x - shift) / scale, set from the training audio and saved with the model.
-        self.register_buffer("in_shift", torch.zeros(in_dim))
-        self.register_buffer("in_scale", torch.ones(in_dim))
-
-    def set_input_stats(self, shift, scale) -> None:
-        self.in_shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
-        self.in_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+        self.norm = Standardise(in_dim)  # set from the training audio (``input_stats``), saved with the model
 
     def encode_windows(self, windows: torch.Tensor) -> torch.Tensor:
         """``(B, W, T, C) -> (B, W, out_dim)`` per-window codes."""
@@ -106,7 +102,7 @@ class AudioNet(nn.Module):
 
     def forward(self, windows: torch.Tensor, return_weights: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        codes = self.encode_windows((windows - self.in_shift) / self.in_scale)
+        codes = self.encode_windows(self.norm(windows))
         weights = self.attention(codes)
         out = (weights[..., None] * codes).sum(1)
         return (out, weights) if return_weights else out

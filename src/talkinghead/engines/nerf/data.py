@@ -11,7 +11,7 @@ to 16 half-frame steps around the frame: 300 ms), ``"mel"`` (its 16 x 10 ms
 log-mel frames, 80 bands) or ``"both"`` (the two side by side, 95 channels,
 the default). ``stack8(windows, idx)`` gives the (8, 16, C) stacks. The
 audio network standardises the mel channels with the training frames' per-band
-statistics (``input_stats``), which it keeps for rendering.
+statistics (``input_stats``, in ``audio/windows.py``), which it keeps for rendering.
 """
 
 from __future__ import annotations
@@ -20,48 +20,11 @@ import cv2
 import numpy as np
 import torch
 
+from ...audio.windows import feature_windows
 from ...progress import bar
 from ...subject import Subject
 
 HEAD, FACE = (2, 3), 3
-
-
-def viseme_windows16(visemes: np.ndarray) -> np.ndarray:
-    """(N, C) per-frame soft visemes → (N, 16, C): 16 samples at half-frame steps centred on each frame."""
-    n = len(visemes)
-    offs = (np.arange(16) - 7.5) / 2.0  # ±3.75 frames = ±150 ms at 25 fps
-    pos = np.clip(np.arange(n)[:, None] + offs[None], 0, n - 1)
-    lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, n - 1)
-    w = (pos - lo)[..., None]
-    return ((1 - w) * visemes[lo] + w * visemes[hi]).astype(np.float32)
-
-
-AUDIO_KINDS = {"visemes": 15, "mel": 80, "both": 95}  # -> channels per window step
-
-
-def audio_windows(kind: str, visemes: np.ndarray, mel_windows: np.ndarray) -> np.ndarray:
-    """Per-frame (N, 16, C) windows of the configured audio feature (``AUDIO_KINDS``)."""
-    if kind not in AUDIO_KINDS:
-        raise ValueError(f"audio must be one of {', '.join(AUDIO_KINDS)}, got {kind!r}")
-    parts = []
-    if kind in ("visemes", "both"):
-        parts.append(viseme_windows16(np.asarray(visemes, np.float32)))
-    if kind in ("mel", "both"):
-        parts.append(np.asarray(mel_windows, np.float32))
-    return parts[0] if len(parts) == 1 else np.concatenate(parts, -1)
-
-
-def input_stats(kind: str, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel (shift, scale) for the audio network's input: the mel bands' mean and standard
-    deviation over ``windows`` (N, 16, C); the viseme channels (probabilities) are left as they are."""
-    c = windows.shape[-1]
-    shift, scale = np.zeros(c, np.float32), np.ones(c, np.float32)
-    if kind in ("mel", "both"):
-        mel = windows[..., c - 80:].reshape(-1, 80).astype(np.float64)
-        shift[c - 80:] = mel.mean(0)
-        scale[c - 80:] = np.maximum(mel.std(0), 1e-3)
-    return shift, scale
 
 
 def stack8(windows: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -118,7 +81,7 @@ class NerfData:
         eye = tr["eye"].mean(1)
         self.eye_open = float(np.percentile(eye, 90)) or 1.0
         self.eye = (eye / self.eye_open).astype(np.float32)  # 1 ≈ open, 0 = closed
-        self.windows = audio_windows(audio, af["visemes"], af["mel_windows"])
+        self.windows = feature_windows(audio, af["visemes"], af["mel_windows"])
         self.lip_box = tr["lip_box"] * s
         self.t_scale = float(np.median(self.trans[:, 2])) or 1.0
         self.background = self.resize(subject.background())

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import torch
 
+from ...audio.windows import AUDIO_KINDS, feature_windows, input_stats
 from ...progress import info
 from ...subject import Subject
 from ...train.loop import Phase, run_phase
@@ -25,7 +26,7 @@ from ...utils import atomic_path
 from ..base import Budget, Drive, Engine
 from ..modeldir import write_meta
 from .audio import momentum_smooth
-from .data import AUDIO_KINDS, NerfData, audio_windows, head_aabb, input_stats, stack8
+from .data import NerfData, head_aabb, stack8
 from .fields import FieldConfig, TorsoConfig
 from .model import Frame, TalkingNeRF
 from .trainer import NerfTrainer
@@ -122,7 +123,7 @@ class NerfEngine(Engine):
         data = NerfData(subject, cfg.size, cfg.audio, np.concatenate([train_idx, val_idx]))
         data.load()
         model = build_model(cfg, subject, data.t_scale)
-        model.audio_net.set_input_stats(*input_stats(cfg.audio, data.windows[train_idx]))
+        model.audio_net.norm.set(*input_stats(cfg.audio, data.windows[train_idx]))
         tr = NerfTrainer(cfg, model, data, train_idx, val_idx, device, model_dir)
         shares = {"head": cfg.head_fraction, "lips": cfg.lips_fraction,
                   "torso": max(0.0, 1 - cfg.head_fraction - cfg.lips_fraction)}
@@ -154,7 +155,7 @@ class NerfEngine(Engine):
         model = build_model(cfg, None, ck["t_scale"], aabb=ck["aabb"], n_frames=ck["n_frames"])
         state = dict(ck["model"])
         for k, v in model.state_dict().items():  # checkpoints from before input standardisation: identity
-            if k.startswith("audio_net.in_"):
+            if k.startswith("audio_net.norm."):
                 state.setdefault(k, v)
         model.load_state_dict(state)
         model.occupancy.relative, model.occupancy.threshold = True, 10.0  # as baked (see TalkingNeRF)
@@ -177,7 +178,7 @@ class NerfEngine(Engine):
         d, dev, size = self.data, self.device, self.cfg.size
         plate_full = self.background if self.background is not None else self.subject.background()
         plate = torch.from_numpy(d.resize(plate_full).astype(np.float32) / 255).to(dev)
-        windows = audio_windows(self.cfg.audio, drive.visemes, drive.mel_windows)
+        windows = feature_windows(self.cfg.audio, drive.visemes, drive.mel_windows)
         K = torch.from_numpy(d.K).to(dev)
         codes = []
         for s in range(0, len(drive), 64):

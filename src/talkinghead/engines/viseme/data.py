@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ...audio.visemes import viseme_windows
+from ...audio.windows import AUDIO_KINDS, feature_windows
 from ...geometry import face as F
 from ...geometry.pose import project
 from ...progress import bar
@@ -43,12 +44,27 @@ def eye_override(lm: np.ndarray, current: np.ndarray, target: np.ndarray) -> np.
     return out
 
 
+def audio_windows(kind: str, visemes: np.ndarray, mel_windows: np.ndarray) -> np.ndarray:
+    """Per-frame audio windows: NEON's 6-frame viseme window (N, 6, 15) for ``"visemes"``, else the
+    shared 16-step windows of ``audio/windows.py`` (log-mel, or visemes and log-mel side by side)."""
+    if kind == "visemes":
+        return viseme_windows(np.asarray(visemes), 6).astype(np.float32)
+    return feature_windows(kind, visemes, mel_windows)
+
+
+def audio_shape(kind: str) -> tuple[int, int]:
+    """(window steps, channels) of ``audio_windows(kind, ...)``."""
+    if kind not in AUDIO_KINDS:
+        raise ValueError(f"viseme: audio must be one of {', '.join(AUDIO_KINDS)}, got {kind!r}")
+    return (6, 15) if kind == "visemes" else (16, AUDIO_KINDS[kind])
+
+
 @dataclass
 class FrameStore:
     subject: Subject
     size: int
     mouth_size: int
-    audio: str = "visemes"  # or "mel"
+    audio: str = "visemes"  # or "mel", "both"
 
     def __post_init__(self):
         tr = self.subject.tracks
@@ -64,10 +80,7 @@ class FrameStore:
         half = self.mouth_frac * self.size / 2
         self.mouth_boxes = np.concatenate([c - half, c + half], axis=1).astype(np.float32)
         af = self.subject.audio_features
-        if self.audio == "visemes":
-            self.audio_windows = viseme_windows(af["visemes"], 6).astype(np.float32)
-        else:
-            self.audio_windows = af["mel_windows"].astype(np.float32)
+        self.audio_windows = audio_windows(self.audio, af["visemes"], af["mel_windows"])
         self.canon = tr["canon_landmarks"]
         self.rot, self.trans, self.K = tr["rotation"], tr["translation"], tr["intrinsics"]
         self.cache: dict[int, dict] = {}

@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...audio.visemes import viseme_windows
+from ...audio.windows import input_stats
 from ...subject import Subject
 from ..base import Budget, Drive, Engine
 from ..modeldir import write_meta
 from ...train.loop import Phase, run_phase
 from ...utils import atomic_path
 from . import drawing as D
-from .data import FrameStore
+from .data import FrameStore, audio_windows
 from .render import Compositor, to_tensor
 from .trainer import VisemeTrainer
 
@@ -40,7 +40,7 @@ class VisemeConfig:
     size: int = 0  # model crop side; 0 = 256 on CPU, 512 on CUDA
     mouth_size: int = 0  # high-resolution mouth crop side; 0 = size / 2
     base: int = 32  # network width
-    audio: str = "visemes"  # or "mel"
+    audio: str = "visemes"  # or "mel", "both" (visemes + log-mel side by side, see the README)
     batch_size: int = 4
     lr: float = 2e-4
     lr_half_steps: int = 3000  # Adam lr halves every this many steps
@@ -78,6 +78,7 @@ class VisemeEngine(Engine):
         val_idx = val_idx[np.linspace(0, len(val_idx) - 1, min(cfg.val_frames, len(val_idx))).astype(int)]
         store.load(np.concatenate([train_idx, val_idx]))
         tr = VisemeTrainer(cfg, store, train_idx, val_idx, device, model_dir)
+        tr.gen.audio_enc.norm.set(*input_stats(cfg.audio, store.audio_windows[train_idx]))
         split = [cfg.oracle_fraction, 1 - cfg.oracle_fraction] if cfg.augment else [0.0, 1.0]
         for name, share in zip(("oracle", "renderer"), split):
             if share <= 0:
@@ -106,16 +107,17 @@ class VisemeEngine(Engine):
         eng.store = FrameStore(subject, eng.cfg.size, eng.cfg.mouth_size, eng.cfg.audio)
         net_cfg = VisemeTrainer.net_config(eng.cfg)
         eng.gen = VisemeGenerator(net_cfg).to(device)
-        eng.gen.load_state_dict(ck["generator"])
+        state = dict(ck["generator"])
+        for k, v in eng.gen.state_dict().items():  # checkpoints from before input standardisation: identity
+            if k.startswith("audio_enc.norm."):
+                state.setdefault(k, v)
+        eng.gen.load_state_dict(state)
         eng.gen = eng.gen.for_inference()
         return eng
 
     def render(self, drive: Drive, batch_size: int = 8):
         comp = Compositor(self.subject, self.store)
-        if self.cfg.audio == "visemes":
-            windows = viseme_windows(drive.visemes, 6).astype(np.float32)
-        else:
-            windows = drive.mel_windows.astype(np.float32)
+        windows = audio_windows(self.cfg.audio, drive.visemes, drive.mel_windows)
 
         batches = []
         for k0 in range(0, len(drive), batch_size):

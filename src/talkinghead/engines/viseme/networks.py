@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...audio.windows import Standardise
+
 __all__ = ["VisemeNetConfig", "VisemeGenerator", "KeypointEncoder", "AudioEncoder", "Decoder", "ResBlock",
            "InstanceNorm", "conv_block", "crop_mouth", "paste_features", "box_grid", "count_params"]
 
@@ -43,7 +45,7 @@ __all__ = ["VisemeNetConfig", "VisemeGenerator", "KeypointEncoder", "AudioEncode
 class VisemeNetConfig:
     """Renderer (and oracle) hyper-parameters: face-crop side ``size`` (512 in the
     paper / on GPU, 256 on CPU), mouth-crop side, channel multiplier ``base``,
-    audio window ``audio_window x audio_dim`` (visemes 6x15; log-mel 16x80),
+    audio window ``audio_window x audio_dim`` (visemes 6x15; log-mel 16x80; both 16x95),
     fused-latent side ``latent_hw`` and ``n_res`` residual blocks per stage."""
 
     size: int = 256
@@ -126,8 +128,9 @@ class KeypointEncoder(nn.Module):
 
 
 class AudioEncoder(nn.Module):
-    """Audio (B,audio_window,audio_dim) -> (B,1,latent_hw,latent_hw): Conv1d over time
-    (features as channels) -> flatten -> 2-layer MLP (hidden ``audio_hidden``)."""
+    """Audio (B,audio_window,audio_dim) -> (B,1,latent_hw,latent_hw): per-channel standardisation
+    (stored statistics), Conv1d over time (features as channels) -> flatten -> 2-layer MLP
+    (hidden ``audio_hidden``)."""
 
     def __init__(self, cfg: VisemeNetConfig, conv_ch: int = 64) -> None:
         super().__init__()
@@ -136,9 +139,10 @@ class AudioEncoder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(conv_ch * cfg.audio_window, cfg.audio_hidden),
                                  nn.LeakyReLU(0.2, inplace=True),
                                  nn.Linear(cfg.audio_hidden, cfg.latent_hw * cfg.latent_hw))
+        self.norm = Standardise(cfg.audio_dim)  # set from the training audio, saved with the model
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        h = F.leaky_relu(self.conv(audio.transpose(1, 2)), 0.2)
+        h = F.leaky_relu(self.conv(self.norm(audio).transpose(1, 2)), 0.2)
         return self.mlp(h.flatten(1)).view(-1, 1, self.hw, self.hw)
 
 

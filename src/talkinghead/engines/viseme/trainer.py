@@ -10,7 +10,7 @@ import torch
 
 from ...evaluate.metrics import psnr
 from ...utils import atomic_path
-from .data import FrameStore
+from .data import FrameStore, audio_shape
 from .losses import (PatchDiscriminator, feature_matching_loss, gan_loss_d, gan_loss_g, ms_ssim_loss,
                      smooth_l1)
 from .networks import VisemeGenerator, VisemeNetConfig
@@ -36,7 +36,7 @@ class VisemeTrainer:
 
     @staticmethod
     def net_config(cfg) -> VisemeNetConfig:
-        audio_dim, window = (15, 6) if cfg.audio == "visemes" else (80, 16)
+        window, audio_dim = audio_shape(cfg.audio)
         latent = max(8, min(32, cfg.size // 8))
         return VisemeNetConfig(size=cfg.size, mouth_size=cfg.mouth_size, base=cfg.base, audio_dim=audio_dim,
                                audio_window=window, latent_hw=latent)

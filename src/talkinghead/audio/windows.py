@@ -1,0 +1,71 @@
+"""Per-frame windows of audio features for the engines' audio encoders, and their input statistics.
+
+``kind`` names what a window holds at each of its 16 steps (``AUDIO_KINDS``):
+``"visemes"`` (15 soft visemes at half-frame steps around the frame, i.e.
+±150 ms at 25 fps), ``"mel"`` (the 16 log-mel rows of 10 ms around the frame,
+80 bands) or ``"both"`` (the two side by side, 95 channels). ``input_stats``
+gives the per-channel (shift, scale) an encoder subtracts and divides by: the
+mel bands' mean and deviation over the training frames; viseme probabilities
+stay as they are; ``Standardise`` is the module that applies them inside a
+network, so they are saved and loaded with its weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["AUDIO_KINDS", "viseme_windows16", "feature_windows", "input_stats", "Standardise"]
+
+AUDIO_KINDS = {"visemes": 15, "mel": 80, "both": 95}  # -> channels per window step
+
+
+def viseme_windows16(visemes: np.ndarray) -> np.ndarray:
+    """(N, C) per-frame soft visemes → (N, 16, C): 16 samples at half-frame steps centred on each frame."""
+    n = len(visemes)
+    offs = (np.arange(16) - 7.5) / 2.0  # ±3.75 frames = ±150 ms at 25 fps
+    pos = np.clip(np.arange(n)[:, None] + offs[None], 0, n - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, n - 1)
+    w = (pos - lo)[..., None]
+    return ((1 - w) * visemes[lo] + w * visemes[hi]).astype(np.float32)
+
+
+def feature_windows(kind: str, visemes: np.ndarray, mel_windows: np.ndarray) -> np.ndarray:
+    """Per-frame (N, 16, AUDIO_KINDS[kind]) windows."""
+    if kind not in AUDIO_KINDS:
+        raise ValueError(f"audio must be one of {', '.join(AUDIO_KINDS)}, got {kind!r}")
+    parts = []
+    if kind in ("visemes", "both"):
+        parts.append(viseme_windows16(np.asarray(visemes, np.float32)))
+    if kind in ("mel", "both"):
+        parts.append(np.asarray(mel_windows, np.float32))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, -1)
+
+
+def input_stats(kind: str, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (shift, scale) over ``windows`` (N, T, C): mel bands standardised, visemes untouched."""
+    c = windows.shape[-1]
+    shift, scale = np.zeros(c, np.float32), np.ones(c, np.float32)
+    if kind in ("mel", "both"):
+        mel = windows[..., c - 80:].reshape(-1, 80).astype(np.float64)
+        shift[c - 80:] = mel.mean(0)
+        scale[c - 80:] = np.maximum(mel.std(0), 1e-3)
+    return shift, scale
+
+
+class Standardise(nn.Module):
+    """``(x - shift) / scale`` over the last dim, with the statistics kept as buffers (identity until set)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("shift", torch.zeros(channels))
+        self.register_buffer("scale", torch.ones(channels))
+
+    def set(self, shift, scale) -> None:
+        self.shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
+        self.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.shift) / self.scale
