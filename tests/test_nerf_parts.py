@@ -188,17 +188,17 @@ def test_audio_net_shapes_and_attention(channels):
 def test_audio_windows_both_and_input_standardisation():
     import numpy as np
 
-    from talkinghead.audio.windows import AUDIO_KINDS, feature_windows as audio_windows, input_stats
+    from talkinghead.audio.windows import AUDIO_KINDS, feature_windows, input_stats
 
     rng = np.random.default_rng(0)
     vis = rng.dirichlet(np.ones(15), 40).astype(np.float32)
     mel = rng.normal(-9.0, 4.0, (40, 16, 80)).astype(np.float32) + np.linspace(-3, 3, 80, dtype=np.float32)
-    both = audio_windows("both", vis, mel)
+    both = feature_windows("both", vis, mel)
     assert both.shape == (40, 16, AUDIO_KINDS["both"])
-    np.testing.assert_array_equal(both[..., :15], audio_windows("visemes", vis, mel))
+    np.testing.assert_array_equal(both[..., :15], feature_windows("visemes", vis, mel))
     np.testing.assert_array_equal(both[..., 15:], mel)
     with pytest.raises(ValueError, match="audio must be one of"):
-        audio_windows("mfcc", vis, mel)
+        feature_windows("mfcc", vis, mel)
     shift, scale = input_stats("both", both[:30])
     z = (both[:30] - shift) / scale
     np.testing.assert_allclose(z[..., 15:].reshape(-1, 80).mean(0), 0, atol=1e-4)  # mel bands standardised
@@ -212,6 +212,11 @@ def test_audio_windows_both_and_input_standardisation():
     other = AudioNet(95)
     other.load_state_dict(net.state_dict())
     torch.testing.assert_close(other.norm.scale, torch.from_numpy(scale))
+    old = {k: v for k, v in net.state_dict().items() if not k.startswith("norm.")}  # saved before the stats
+    fresh = AudioNet(95)
+    fresh.load_state_dict(old)  # strict: the missing statistics stay the identity of a new network
+    torch.testing.assert_close(fresh.norm.scale, torch.ones(95))
+    torch.testing.assert_close(fresh.norm.shift, torch.zeros(95))
 
 
 def test_appearance_codes_are_shared_by_runs_of_frames():

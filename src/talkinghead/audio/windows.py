@@ -16,9 +16,16 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["AUDIO_KINDS", "viseme_windows16", "feature_windows", "input_stats", "Standardise"]
+__all__ = ["AUDIO_KINDS", "audio_channels", "viseme_windows16", "feature_windows", "input_stats", "Standardise"]
 
 AUDIO_KINDS = {"visemes": 15, "mel": 80, "both": 95}  # -> channels per window step
+
+
+def audio_channels(kind: str) -> int:
+    """Channels per window step of ``kind``; one clear error for an unknown kind."""
+    if kind not in AUDIO_KINDS:
+        raise ValueError(f"audio must be one of {', '.join(AUDIO_KINDS)}, got {kind!r}")
+    return AUDIO_KINDS[kind]
 
 
 def viseme_windows16(visemes: np.ndarray) -> np.ndarray:
@@ -33,9 +40,8 @@ def viseme_windows16(visemes: np.ndarray) -> np.ndarray:
 
 
 def feature_windows(kind: str, visemes: np.ndarray, mel_windows: np.ndarray) -> np.ndarray:
-    """Per-frame (N, 16, AUDIO_KINDS[kind]) windows."""
-    if kind not in AUDIO_KINDS:
-        raise ValueError(f"audio must be one of {', '.join(AUDIO_KINDS)}, got {kind!r}")
+    """Per-frame (N, 16, audio_channels(kind)) windows."""
+    audio_channels(kind)
     parts = []
     if kind in ("visemes", "both"):
         parts.append(viseme_windows16(np.asarray(visemes, np.float32)))
@@ -66,6 +72,11 @@ class Standardise(nn.Module):
     def set(self, shift, scale) -> None:
         self.shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
         self.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("shift", "scale"):  # weights saved before the statistics existed: keep the identity
+            state_dict.setdefault(prefix + name, getattr(self, name).clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.shift) / self.scale

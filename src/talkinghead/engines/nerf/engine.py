@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from ...audio.windows import AUDIO_KINDS, feature_windows, input_stats
+from ...audio.windows import audio_channels, feature_windows, input_stats
 from ...progress import info
 from ...subject import Subject
 from ...train.loop import Phase, run_phase
@@ -87,9 +87,7 @@ def build_model(cfg: NerfConfig, subject: Subject | None, t_scale: float, aabb=N
         aabb, n_frames = head_aabb(subject.tracks["subject_shape"], tuple(cfg.margin)), subject.n_frames
     n_codes = cfg.code_index(max(n_frames - 1, 0)) + 1
     aabb = tuple(float(v) for v in aabb)
-    if cfg.audio not in AUDIO_KINDS:
-        raise ValueError(f"nerf: audio must be one of {', '.join(AUDIO_KINDS)}, got {cfg.audio!r}")
-    audio_in = AUDIO_KINDS[cfg.audio]
+    audio_in = audio_channels(cfg.audio)
     if cfg.paper_grids:
         field = FieldConfig.paper(aabb=aabb, audio_dim_coords=cfg.audio_dim_coords, n_codes=n_codes)
         torso = TorsoConfig.paper(n_codes=n_codes)
@@ -153,11 +151,7 @@ class NerfEngine(Engine):
         ck = torch.load(path, map_location="cpu", weights_only=False)
         cfg = NerfConfig(**{**ck["config"], "margin": tuple(ck["config"]["margin"])})
         model = build_model(cfg, None, ck["t_scale"], aabb=ck["aabb"], n_frames=ck["n_frames"])
-        state = dict(ck["model"])
-        for k, v in model.state_dict().items():  # checkpoints from before input standardisation: identity
-            if k.startswith("audio_net.norm."):
-                state.setdefault(k, v)
-        model.load_state_dict(state)
+        model.load_state_dict(ck["model"])
         model.occupancy.relative, model.occupancy.threshold = True, 10.0  # as baked (see TalkingNeRF)
         return cfg, model.to(device).eval(), ck
 

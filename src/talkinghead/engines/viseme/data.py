@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ...audio.visemes import viseme_windows
-from ...audio.windows import AUDIO_KINDS, feature_windows
+from ...audio.windows import audio_channels, feature_windows
 from ...geometry import face as F
 from ...geometry.pose import project
 from ...progress import bar
@@ -54,9 +54,8 @@ def audio_windows(kind: str, visemes: np.ndarray, mel_windows: np.ndarray) -> np
 
 def audio_shape(kind: str) -> tuple[int, int]:
     """(window steps, channels) of ``audio_windows(kind, ...)``."""
-    if kind not in AUDIO_KINDS:
-        raise ValueError(f"viseme: audio must be one of {', '.join(AUDIO_KINDS)}, got {kind!r}")
-    return (6, 15) if kind == "visemes" else (16, AUDIO_KINDS[kind])
+    channels = audio_channels(kind)
+    return (6, channels) if kind == "visemes" else (16, channels)
 
 
 @dataclass

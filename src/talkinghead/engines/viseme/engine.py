@@ -107,11 +107,7 @@ class VisemeEngine(Engine):
         eng.store = FrameStore(subject, eng.cfg.size, eng.cfg.mouth_size, eng.cfg.audio)
         net_cfg = VisemeTrainer.net_config(eng.cfg)
         eng.gen = VisemeGenerator(net_cfg).to(device)
-        state = dict(ck["generator"])
-        for k, v in eng.gen.state_dict().items():  # checkpoints from before input standardisation: identity
-            if k.startswith("audio_enc.norm."):
-                state.setdefault(k, v)
-        eng.gen.load_state_dict(state)
+        eng.gen.load_state_dict(ck["generator"])
         eng.gen = eng.gen.for_inference()
         return eng
 
