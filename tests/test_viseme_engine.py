@@ -127,6 +127,10 @@ def test_bad_inputs(trained, tmp_path, capsys):
     assert code != 0 and "not a model directory" in err
     code, err = run(capsys, "train", trained["subject"], "--engine", "nope", "--steps", "1")
     assert code != 0 and "unknown engine" in err
+    for engine in ("viseme", "nerf"):  # a bad setting value: one line, nothing written
+        code, err = run(capsys, "train", trained["subject"], "--engine", engine, "--steps", "1",
+                        "-o", tmp_path / f"bad_{engine}", "--set", "audio=mfcc")
+        assert code == 2 and "audio must be one of" in err and not (tmp_path / f"bad_{engine}").exists()
     write_wav(tmp_path / "silent.wav", np.zeros(16000, np.float32))
     code, err = run(capsys, "say", model, "--audio", tmp_path / "silent.wav", "-o", tmp_path / "o.mp4")
     assert code != 0 and "silent" in err

@@ -27,7 +27,10 @@ def parse_overrides(config_cls, pairs: list[str]):
             kw[k] = json.loads(v)
         except json.JSONDecodeError:
             kw[k] = v
-    return config_cls(**kw)
+    try:
+        return config_cls(**kw)
+    except ValueError as e:  # a config's own check of a value
+        raise InputError(f"--set: {e}") from None
 
 
 def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = None,
@@ -37,6 +40,7 @@ def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = N
     cls = get_engine(engine)
     if minutes is not None and minutes <= 0 or steps is not None and steps <= 0:
         raise InputError("--minutes and --steps must be positive")
+    config = parse_overrides(cls.Config, overrides)  # bad settings fail before anything is written
     model_dir = Path(model_dir) if model_dir else subject.path.with_name(f"{subject.path.name}_{engine}")
     ensure_writable_dir(model_dir / "model.json")
     meta_path = model_dir / "model.json"
@@ -53,8 +57,6 @@ def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = N
             raise InputError(f"{model_dir}: resuming keeps the settings it started with; drop --set")
         config = cls.Config(**meta["config"])
         info(f"{model_dir}: resuming")
-    else:
-        config = parse_overrides(cls.Config, overrides)
     dev = resolve_device(device)
     info(f"training {engine} on {subject.path} ({subject.n_frames} frames) on {dev} -> {model_dir}")
     cls.train(subject, model_dir, config, Budget(steps=steps, minutes=minutes), dev)

@@ -72,6 +72,9 @@ class NerfConfig:
     checkpoint_minutes: float = 3.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        audio_channels(self.audio)  # an unknown kind fails here, before anything is written
+
     def code_index(self, frame: int) -> int:
         """Appearance-code row of a frame (one code per ``code_period`` frames)."""
         return int(frame) // max(1, self.code_period)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...audio.windows import input_stats
+from ...audio.windows import audio_channels, input_stats
 from ...subject import Subject
 from ..base import Budget, Drive, Engine
 from ..modeldir import write_meta
@@ -55,6 +55,9 @@ class VisemeConfig:
     val_frames: int = 16
     checkpoint_minutes: float = 3.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        audio_channels(self.audio)  # an unknown kind fails here, before anything is written
 
     def resolved(self, device: str) -> "VisemeConfig":
         size = self.size or (512 if device.startswith("cuda") else 256)
