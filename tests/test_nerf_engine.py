@@ -97,7 +97,7 @@ def _render_size_contrast(subject: Subject, size: int) -> float:
 def test_mouth_opens_on_vowels_and_rests_in_silence(trained, tmp_path):
     from talkinghead.audio.tts import synthesize
     from talkinghead.audio.wav import write_wav
-    from talkinghead.say.drive import still_frame
+    from talkinghead.drive import still_frame
 
     tts = synthesize("Papa. Ah. Bob. Ah.", rate=120).resampled(16000)
     pad = np.zeros(int(1.6 * 16000), np.float32)

@@ -11,7 +11,7 @@ from talkinghead.engines.nerf.audio import AudioNet, momentum_smooth
 from talkinghead.engines.nerf.fields import FaceField, FieldConfig, TorsoConfig, TorsoField, pose_features
 from talkinghead.engines.nerf.hashgrid import HashGrid, level_resolutions, naive_hash_encode
 from talkinghead.engines.nerf.rendering import (
-    OccupancyGrid, composite, pixel_rays, ray_aabb, render_rays, sample_along_rays, trunc_exp,
+    OccupancyGrid, composite, ray_aabb, render_rays, sample_along_rays, trunc_exp,
 )
 
 BOX = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
@@ -115,24 +115,6 @@ def test_ray_missing_box_is_transparent():
     field = lambda p, ids: (torch.full((p.shape[0],), 5.0), torch.ones(p.shape[0], 3))  # noqa: E731
     out = render_rays(field, origins, dirs, BOX, 8)
     assert out["alpha"][0] == 0 and out["alpha"][1] > 0.9 and out["n_evaluated"] == 8
-
-
-def test_pixel_rays_conventions():
-    K = torch.tensor([[500.0, 0, 64], [0, 500.0, 48], [0, 0, 1]])
-    o, d = pixel_rays(K, torch.eye(3), torch.tensor([0.0, 0.0, 4.0]), torch.tensor([[64.0, 48.0], [100.0, 48.0]]))
-    torch.testing.assert_close(o[0], torch.tensor([0.0, 0.0, -4.0]))
-    torch.testing.assert_close(d[0], torch.tensor([0.0, 0.0, 1.0]))
-    assert d[1, 0] > 0 and abs(d[1, 1]) < 1e-6 and torch.allclose(d.norm(dim=-1), torch.ones(2))
-
-    axis = torch.tensor([0.3, -0.5, 0.2])
-    skew = torch.tensor([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    R, t = torch.linalg.matrix_exp(skew), torch.tensor([0.1, -0.2, 5.0])
-    X = torch.tensor([[0.3, 0.2, -0.4], [-0.5, 0.1, 0.6]])
-    cam = X @ R.T + t
-    uv = (cam @ K.T)[:, :2] / cam[:, 2:]
-    o, d = pixel_rays(K, R, t, uv)
-    to_x = X - o
-    assert torch.linalg.cross(to_x, d).norm(dim=-1).max() < 1e-4 and ((to_x * d).sum(-1) > 0).all()
 
 
 # ---------------------------------------------------------------- occupancy pruning
@@ -263,6 +245,13 @@ def test_momentum_smooth_step_response():
     expected = torch.tensor([0.0 if i < k else 1 - beta ** (i - k + 1) for i in range(n)])
     torch.testing.assert_close(out, expected[:, None].expand(n, 64))
     torch.testing.assert_close(momentum_smooth(a + 2, beta)[0], a[0] + 2)
+    # streamed in chunks, carrying the last output, it is the same sequence bit for bit
+    b = torch.randn(n, 8)
+    parts, prev = [], None
+    for chunk in b.split(3):
+        parts.append(momentum_smooth(chunk, beta, prev))
+        prev = parts[-1][-1]
+    assert torch.equal(torch.cat(parts), momentum_smooth(b, beta))
 
 
 # ---------------------------------------------------------------- fields

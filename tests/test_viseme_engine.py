@@ -158,7 +158,7 @@ def test_self_driven_evaluation_ranks_trained_above_untrained(trained, tmp_path,
     import torch
 
     from talkinghead.engines.viseme.networks import VisemeGenerator
-    from talkinghead.engines.viseme.trainer import VisemeTrainer
+    from talkinghead.engines.viseme.trainer import net_config
     from talkinghead.engines.viseme.engine import VisemeConfig
     from talkinghead.evaluate.report import METRIC_KEYS
 
@@ -176,7 +176,7 @@ def test_self_driven_evaluation_ranks_trained_above_untrained(trained, tmp_path,
     shutil.copytree(trained["model"], bad_dir)
     ck = torch.load(bad_dir / "weights.pt", weights_only=False)
     torch.manual_seed(1)
-    ck["generator"] = VisemeGenerator(VisemeTrainer.net_config(VisemeConfig(**ck["config"]))).state_dict()
+    ck["generator"] = VisemeGenerator(net_config(VisemeConfig(**ck["config"]))).state_dict()
     torch.save(ck, bad_dir / "weights.pt")
     assert main(["evaluate", str(bad_dir), "-o", str(tmp_path / "bad")]) == 0
     bad = json.loads((tmp_path / "bad" / "metrics.json").read_text())

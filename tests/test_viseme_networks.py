@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from talkinghead.engines.viseme.losses import (
+from talkinghead.nn import (
     PatchDiscriminator, feature_matching_loss, gan_loss_d, gan_loss_g, ms_ssim_loss, smooth_l1,
 )
 from talkinghead.engines.viseme.networks import (

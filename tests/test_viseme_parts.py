@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from talkinghead.compose import lower_face_mask
 from talkinghead.engines.viseme import drawing as D
 from talkinghead.engines.viseme.data import eye_override
 from talkinghead.engines.viseme.mashing import mash
 from talkinghead.geometry import face as F
 from talkinghead.geometry import pose as P
-from talkinghead.say.drive import natural_blinks, pingpong
+from talkinghead.drive import natural_blinks, pingpong
 
 K = P.intrinsics(900, 256, 256)
 
@@ -92,7 +93,7 @@ def test_natural_blinks_are_spaced_and_short():
 def test_composite_mask_is_soft_and_covers_the_lower_face(frac):
     uv, *_ = posed(0, 0, 0)
     lm = np.concatenate([uv, np.zeros((len(uv), 1))], 1)
-    m = D.composite_mask(lm, (256, 256), feather=6 * frac + 2)
+    m = lower_face_mask(lm, (256, 256), feather=6 * frac + 2)
     x, y = np.round(uv[13]).astype(int)
     assert m[y, x] > 0.99 and m[0, 0] == 0 and 0 < m.mean() < 0.5
     assert ((m > 0.05) & (m < 0.95)).any()

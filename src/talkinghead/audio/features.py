@@ -30,12 +30,12 @@ import numpy as np
 from ..errors import InputError
 from ..utils import save_npz
 from .mel import frame_windows, log_mel
+from .wav import SAMPLE_RATE
 from .visemes import N_VISEMES, Segment, arpabet_to_viseme, espeak_to_viseme, segments_to_frames
 
 AUDIO_FEATURES_VERSION = 1
 MEL_RATE = 100
 MEL_WINDOW = 16
-SAMPLE_RATE = 16000
 
 
 def compute_audio_features(audio: np.ndarray, sr: int, n_frames: int, fps: float,

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .wav import SAMPLE_RATE
+
 LOG_FLOOR = 1e-10
 _BLOCK = 4096  # frames per FFT batch
 
@@ -59,7 +61,7 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -
     return fb * (2.0 / (hi - lo))
 
 
-def log_mel(audio: np.ndarray, sr: int = 16000, n_mels: int = 80, hop: int = 160,
+def log_mel(audio: np.ndarray, sr: int = SAMPLE_RATE, n_mels: int = 80, hop: int = 160,
             win: int = 400, n_fft: int = 512, fmin: float = 55.0,
             fmax: float = 7600.0) -> np.ndarray:
     """Natural-log mel power spectrogram, shape ``(1 + len(audio) // hop, n_mels)``."""

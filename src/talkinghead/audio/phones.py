@@ -24,6 +24,7 @@ import numpy as np
 
 from ..progress import bar
 from .visemes import SILENCE, Segment, arpabet_to_viseme
+from .wav import SAMPLE_RATE
 
 FRAME_RATE = 100  # pocketsphinx frames per second (10 ms)
 BLOCK_SECONDS = 20.0
@@ -88,37 +89,37 @@ def _merge(segments: list[Segment]) -> list[Segment]:
     return out
 
 
-def recognize_phones(audio: np.ndarray, sr: int = 16000) -> list[Segment]:
+def recognize_phones(audio: np.ndarray, sr: int = SAMPLE_RATE) -> list[Segment]:
     """Recognise CMU phones in mono float audio; fillers (+NSN+, ...) become SIL.
 
     Returns time-ordered :class:`Segment` s (seconds, 10 ms resolution) with the
     ARPAbet label and its viseme. Silent input gives at most one SIL segment.
     """
     audio = np.asarray(audio, np.float32).reshape(-1)
-    if sr != 16000:
+    if sr != SAMPLE_RATE:
         from .wav import resample
 
-        audio = resample(audio, sr, 16000)
-    if len(audio) < 16000 // FRAME_RATE * 3:  # under 30 ms: nothing to decode
+        audio = resample(audio, sr, SAMPLE_RATE)
+    if len(audio) < SAMPLE_RATE // FRAME_RATE * 3:  # under 30 ms: nothing to decode
         return []
     pcm = _condition(audio)
     decoder = _make_decoder()
     segments: list[Segment] = []
-    bounds = block_bounds(audio, 16000)
+    bounds = block_bounds(audio, SAMPLE_RATE)
     with bar(total=len(audio), desc="phones", unit="smp", unit_scale=True) as pbar:
         for start, end in bounds:
             decoder.start_utt()
             decoder.process_raw(pcm[start:end].tobytes(), False, True)
             decoder.end_utt()
-            offset = start / 16000
+            offset = start / SAMPLE_RATE
             for s in decoder.seg():
                 vis = arpabet_to_viseme(s.word)
                 label = "SIL" if vis == SILENCE else s.word
                 t0 = offset + s.start_frame / FRAME_RATE
-                t1 = min(offset + (s.end_frame + 1) / FRAME_RATE, end / 16000)
+                t1 = min(offset + (s.end_frame + 1) / FRAME_RATE, end / SAMPLE_RATE)
                 if t1 > t0:
                     segments.append(Segment(label, round(t0, 4), round(t1, 4), vis))
             pbar.update(end - start)
-    if segments and len(audio) / 16000 - segments[-1].end < 0.05:  # decoder drops last frames
-        segments[-1].end = round(len(audio) / 16000, 4)
+    if segments and len(audio) / SAMPLE_RATE - segments[-1].end < 0.05:  # decoder drops last frames
+        segments[-1].end = round(len(audio) / SAMPLE_RATE, 4)
     return _merge(segments)

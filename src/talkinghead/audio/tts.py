@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import InputError
 from ..utils import ensure_writable_dir, write_json
 from .visemes import SILENCE, VISEMES, Segment, espeak_to_viseme
+from .wav import SAMPLE_RATE
 from .wav import resample, write_wav
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -137,7 +138,7 @@ class TTSResult:
     def duration(self) -> float:
         return len(self.audio) / self.sample_rate
 
-    def resampled(self, sr: int = 16000) -> "TTSResult":
+    def resampled(self, sr: int = SAMPLE_RATE) -> "TTSResult":
         """The same speech at ``sr`` Hz (phoneme times are unchanged)."""
         return TTSResult(resample(self.audio, self.sample_rate, sr), sr, list(self.phonemes))
 
@@ -182,7 +183,7 @@ def synthesize(text: str, voice: str = "en-us", rate: int = 150,
     return TTSResult(audio, sr, segs)
 
 
-def write_tts(text: str, out_wav: str | os.PathLike, voice: str = "en-us", sr: int = 16000,
+def write_tts(text: str, out_wav: str | os.PathLike, voice: str = "en-us", sr: int = SAMPLE_RATE,
               rate: int = 150) -> TTSResult:
     """Synthesise ``text`` to ``out_wav`` (16-bit mono at ``sr``) and ``<stem>.phonemes.json``.
 

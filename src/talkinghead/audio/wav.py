@@ -1,6 +1,7 @@
 """Audio I/O: decode any container with PyAV, write 16-bit WAV, resample.
 
-All audio inside talkinghead is float32 mono in [-1, 1].
+All audio inside talkinghead is float32 mono in [-1, 1]; ``SAMPLE_RATE`` (16 kHz) is the
+one rate every stage works at.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import numpy as np
 from ..errors import InputError
 from ..utils import atomic_path
 
+SAMPLE_RATE = 16000
 
-def load_audio(path: str | os.PathLike, sr: int = 16000) -> np.ndarray:
+
+def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Decode the first audio stream of ``path`` (wav, mp3, mp4, ...) to float32 mono at ``sr``."""
     import av
 
@@ -50,7 +53,7 @@ def load_audio(path: str | os.PathLike, sr: int = 16000) -> np.ndarray:
     return np.clip(audio, -1.0, 1.0)
 
 
-def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int = 16000) -> None:
+def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int = SAMPLE_RATE) -> None:
     """Write float audio in [-1, 1] as 16-bit PCM mono WAV, atomically."""
     pcm = (np.clip(np.asarray(audio, np.float32).reshape(-1), -1.0, 1.0) * 32767.0)
     pcm = np.round(pcm).astype("<i2")

@@ -6,17 +6,14 @@
 80 bands) or ``"both"`` (the two side by side, 95 channels). ``input_stats``
 gives the per-channel (shift, scale) an encoder subtracts and divides by: the
 mel bands' mean and deviation over the training frames; viseme probabilities
-stay as they are; ``Standardise`` is the module that applies them inside a
+stay as they are; ``talkinghead.nn.Standardise`` applies them inside a
 network, so they are saved and loaded with its weights.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
-
-__all__ = ["AUDIO_KINDS", "audio_channels", "viseme_windows16", "feature_windows", "input_stats", "Standardise"]
+__all__ = ["AUDIO_KINDS", "audio_channels", "viseme_windows16", "feature_windows", "input_stats"]
 
 AUDIO_KINDS = {"visemes": 15, "mel": 80, "both": 95}  # -> channels per window step
 
@@ -59,24 +56,3 @@ def input_stats(kind: str, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         shift[c - 80:] = mel.mean(0)
         scale[c - 80:] = np.maximum(mel.std(0), 1e-3)
     return shift, scale
-
-
-class Standardise(nn.Module):
-    """``(x - shift) / scale`` over the last dim, with the statistics kept as buffers (identity until set)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.register_buffer("shift", torch.zeros(channels))
-        self.register_buffer("scale", torch.ones(channels))
-
-    def set(self, shift, scale) -> None:
-        self.shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
-        self.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in ("shift", "scale"):  # weights saved before the statistics existed: keep the identity
-            state_dict.setdefault(prefix + name, getattr(self, name).clone())
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.shift) / self.scale

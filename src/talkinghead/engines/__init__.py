@@ -1,22 +1,34 @@
-"""Engines: interchangeable talking-head models behind one interface (see ``base``)."""
+"""Engines: interchangeable talking-head models behind one interface (see ``base``).
+
+Adding an engine: a folder ``engines/<name>/`` with its ``Engine`` subclass, and one
+line in ``ENGINES`` (or ``register_engine`` from a plugin or a test).
+"""
 
 from __future__ import annotations
 
 from importlib import import_module
 
 from ..errors import InputError
-from .base import Budget, Drive, Engine
+from .base import Budget, Drive, Engine, EngineConfig, Phase, TrainModel, Validation
 
-ENGINES = {
+ENGINES: dict[str, str | type[Engine]] = {
     "viseme": "talkinghead.engines.viseme.engine:VisemeEngine",
     "nerf": "talkinghead.engines.nerf.engine:NerfEngine",
 }
 
 
+def register_engine(name: str, engine: str | type[Engine]) -> None:
+    """Make ``engine`` (a class, or ``"module:Class"``) available as ``--engine name``."""
+    ENGINES[name] = engine
+
+
 def get_engine(name: str) -> type[Engine]:
     if name not in ENGINES:
         raise InputError(f"unknown engine {name!r}; available: {', '.join(sorted(ENGINES))}")
-    module, cls = ENGINES[name].split(":")
+    entry = ENGINES[name]
+    if not isinstance(entry, str):
+        return entry
+    module, cls = entry.split(":")
     return getattr(import_module(module), cls)
 
 
@@ -32,4 +44,5 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-__all__ = ["Budget", "Drive", "Engine", "ENGINES", "get_engine", "resolve_device"]
+__all__ = ["Budget", "Drive", "Engine", "EngineConfig", "ENGINES", "Phase", "TrainModel", "Validation",
+           "get_engine", "register_engine", "resolve_device"]

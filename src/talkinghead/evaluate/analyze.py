@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..audio.wav import SAMPLE_RATE
 from ..errors import FaceError, InputError
-from ..geometry import face as F
+from ..geometry import face as mesh
 from ..io.video import count_frames, iter_frames, probe
 from ..progress import bar, warn
 
-SAMPLE_RATE = 16000
 
 
 @dataclass
@@ -82,7 +82,7 @@ def pose_free_aperture(landmarks: np.ndarray, found: np.ndarray, size: tuple[int
     # Frontal (x, y) only: the canonical z of every point is the subject's mean
     # shape's, not a measurement, and in 3-D it adds a constant-ish offset
     # (~0.04 on a closed mouth of the synthetic speaker; xy reads ~0.003).
-    ap = F.mouth_aperture(canon[..., :2].astype(np.float64))
+    ap = mesh.mouth_aperture(canon[..., :2].astype(np.float64))
     if not np.all(np.isfinite(ap)):
         return None
     out[idx] = ap
@@ -113,7 +113,7 @@ def analyze_video(path: str | os.PathLike, fps: float | None = None, max_frames:
     total = count_frames(info, fps)
     if max_frames is not None:
         total = min(total, max_frames) if total else max_frames
-    nan_lm = np.full((F.N_LANDMARKS, 3), np.nan, np.float32)
+    nan_lm = np.full((mesh.N_LANDMARKS, 3), np.nan, np.float32)
     rows: list[np.ndarray] = []
     samples: dict[int, np.ndarray] = {}
     tracker = FaceTracker()
@@ -145,13 +145,13 @@ def analyze_video(path: str | os.PathLike, fps: float | None = None, max_frames:
     pose_free = False
     if found.any():
         lmf = landmarks[found].astype(np.float64)
-        eye[found] = F.eye_openness(lmf)
-        box[found] = F.lip_box(lmf)
+        eye[found] = mesh.eye_openness(lmf)
+        box[found] = mesh.lip_box(lmf)
         ap = pose_free_aperture(landmarks, found, size)
         if ap is not None:
             aperture, pose_free = ap, True
         else:
-            aperture[found] = F.mouth_aperture(lmf)
+            aperture[found] = mesh.mouth_aperture(lmf)
 
     audio = None
     if with_audio and info.has_audio:

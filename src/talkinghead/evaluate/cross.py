@@ -31,7 +31,7 @@ from ..io.video import count_frames, probe
 from ..progress import info
 from ..utils import atomic_path, ensure_writable_dir
 from .analyze import SAMPLE_RATE, VideoAnalysis, analyze_video
-from .metrics import cpbd
+from ..metrics import cpbd
 from .report import METRIC_KEYS, write_metrics, write_report
 from .temporal import (BILABIAL, MIN_SILENCE_S, OPEN_VOWELS, SILENCE, aperture_thresholds,
                        audio_envelope, av_lag_ms, viseme_consistency)

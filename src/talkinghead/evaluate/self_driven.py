@@ -15,41 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.visemes import Segment
-from ..audio.wav import load_audio
+from ..audio.wav import SAMPLE_RATE
+from ..drive import build_drive, subject_speech
 from ..engines import resolve_device
-from ..engines.base import Drive
 from ..engines.modeldir import load_engine
-from ..geometry import face as F
+from ..geometry import face as mesh
 from ..io.video import VideoWriter
 from ..progress import bar, info
 from ..utils import ensure_writable_dir
 from .analyze import analyze_video
 from .cross import cross_thresholds, cross_viseme_consistency
-from .metrics import FlickerAccumulator, cpbd, crop_box, psnr, ssim
+from ..metrics import FlickerAccumulator, cpbd, crop_box, psnr, ssim
 from .report import METRIC_KEYS, write_metrics, write_report
 from .temporal import audio_envelope, av_lag_ms, blink_f1, detect_blinks, pearson
 
-SR = 16000
-MOUTH = sorted(set(F.LIPS_OUTER + F.LIPS_INNER))
-
-
-def _drive(subject, idx: np.ndarray) -> Drive:
-    af, tr = subject.audio_features, subject.tracks
-    wav = load_audio(subject.path / "audio.wav", SR)
-    a0, a1 = int(round(idx[0] / subject.fps * SR)), int(round((idx[-1] + 1) / subject.fps * SR))
-    return Drive(fps=subject.fps, visemes=af["visemes"][idx], mel_windows=af["mel_windows"][idx].astype(np.float32),
-                 pose_index=idx, eye=tr["eye"][idx], audio=wav[a0:a1])
-
-
-def _segments(subject, idx: np.ndarray) -> list[Segment]:
-    af, t0 = subject.audio_features, idx[0] / subject.fps
-    t1 = (idx[-1] + 1) / subject.fps
-    out = []
-    for lab, s, e, v in zip(af["phone_labels"], af["phone_starts"], af["phone_ends"], af["phone_visemes"]):
-        if e > t0 and s < t1:
-            out.append(Segment(str(lab), max(0.0, float(s) - t0), float(min(e, t1)) - t0, int(v)))
-    return out
+MOUTH = sorted(set(mesh.LIPS_OUTER + mesh.LIPS_INNER))
 
 
 def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | Path | None = None,
@@ -64,7 +44,8 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
         from ..errors import InputError
 
         raise InputError(f"split {split!r} of {subject.path} has {len(idx)} frames; need at least 3")
-    drive = _drive(subject, idx)
+    speech = subject_speech(subject, idx)
+    drive = build_drive(engine, speech=speech, pose=idx)
     tr = subject.tracks
     scale = 512.0 / subject.size  # lmd is reported in pixels at 512²
     p_full, p_mouth, s_full, sharp_r, sharp_g = [], [], [], [], []
@@ -76,7 +57,8 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
     render_s = 0.0
     video = out / "rendered.mp4"
     b = bar(len(idx), "evaluate", unit="f")
-    with VideoWriter(video, drive.fps, (subject.size, subject.size), audio=drive.audio) as w:
+    with VideoWriter(video, drive.fps, (subject.size, subject.size), audio=drive.audio,
+                     sample_rate=SAMPLE_RATE) as w:
         it = engine.render(drive)
         for k, i in enumerate(idx):
             t = time.perf_counter()
@@ -111,9 +93,9 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
            if ok.any() else None)
     blinks_r = detect_blinks(a.eye.mean(1), drive.fps)
     blinks_g = detect_blinks(real_eye.mean(1), drive.fps)
-    segs = _segments(subject, idx)
+    segs = speech.phones
     vc = cross_viseme_consistency(segs, a.aperture, drive.fps, cross_thresholds(real_ap))
-    env = audio_envelope(drive.audio, SR, drive.fps, len(idx))
+    env = audio_envelope(drive.audio, SAMPLE_RATE, drive.fps, len(idx))
     metrics = {k: None for k in METRIC_KEYS}
     metrics.update(
         psnr=float(np.mean(p_full)), psnr_mouth=float(np.mean(p_mouth)), ssim=float(np.mean(s_full)),

@@ -24,6 +24,9 @@ LEFT_IRIS = [473, 474, 475, 476, 477]
 RIGHT_BROW = [46, 53, 52, 65, 55, 70, 63, 105, 66, 107]
 LEFT_BROW = [276, 283, 282, 295, 285, 300, 293, 334, 296, 336]
 NOSE_BRIDGE = [168, 6, 197, 195, 5, 4, 1]
+# Lower half of the face oval, from the right ear (234) round the chin to the left (454).
+JAW = [234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288,
+       361, 323, 454]
 
 # Inner-lip vertical pairs (upper, lower) used for the mouth aperture.
 INNER_LIP_PAIRS = [(82, 87), (13, 14), (312, 317)]

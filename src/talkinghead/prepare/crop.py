@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import FaceError
-from ..geometry import face as F
+from ..geometry import face as mesh
 
 MIN_FACE_PX = 96
 
@@ -54,7 +54,7 @@ class CropBox:
 
 def face_width(lm: np.ndarray) -> np.ndarray:
     """Width of the face oval, pixels, per frame."""
-    xs = lm[..., F.FACE_OVAL, 0]
+    xs = lm[..., mesh.FACE_OVAL, 0]
     return xs.max(axis=-1) - xs.min(axis=-1)
 
 
@@ -64,7 +64,7 @@ def plan_crop(lm: np.ndarray, width: int, height: int, scale: float = 3.0) -> Cr
     if fw < MIN_FACE_PX:
         raise FaceError(f"face is too small ({fw:.0f} px wide, need at least {MIN_FACE_PX} px); "
                         "use a closer or higher-resolution video")
-    oval = lm[..., F.FACE_OVAL, :2]
+    oval = lm[..., mesh.FACE_OVAL, :2]
     lo, hi = oval.min(axis=(0, 1)), oval.max(axis=(0, 1))  # extent of all face motion
     centre = np.median(oval.mean(axis=1), axis=0)
     side = max(scale * fw, float(np.max(hi - lo)) + 1.5 * fw)

@@ -24,9 +24,11 @@ import numpy as np
 from .. import __version__
 from ..audio.features import compute_audio_features, save_audio_features
 from ..audio.phones import recognize_phones
+from ..audio.wav import SAMPLE_RATE as SR
 from ..audio.wav import load_audio, write_wav
+from ..compose.labels import BACKGROUND
 from ..errors import InputError
-from ..geometry import face as F
+from ..geometry import face as mesh
 from ..geometry.smooth import savgol
 from ..io.video import count_frames, iter_frames, probe
 from ..progress import StageTimer, bar, info, warn
@@ -35,10 +37,9 @@ from ..utils import ensure_writable_dir, replace_dir, save_npz, write_json
 from .background import BackgroundAccumulator
 from .crop import CropBox, plan_crop
 from .pose import estimate_poses
-from .segment import BACKGROUND, PersonSegmenter, label_map
+from .segment import PersonSegmenter, label_map
 from .track import FaceTracker
 
-SR = 16000
 
 
 @dataclass
@@ -216,9 +217,9 @@ def _pose(raw: dict, crop: CropBox, cfg: PrepareConfig, work: Path) -> None:
     canon = tracks["canon_landmarks"]
     tracks.update(
         landmarks=lm.astype(np.float32), found=raw["found"],
-        eye=F.eye_openness(canon).astype(np.float32),
-        aperture=F.mouth_aperture(canon[..., :2]).astype(np.float32),  # depth of K_f is the model's, not measured
-        lip_box=F.lip_box(lm).astype(np.float32), face_box=F.bbox(lm).astype(np.float32),
+        eye=mesh.eye_openness(canon).astype(np.float32),
+        aperture=mesh.mouth_aperture(canon[..., :2]).astype(np.float32),  # depth of K_f is the model's, not measured
+        lip_box=mesh.lip_box(lm).astype(np.float32), face_box=mesh.bbox(lm).astype(np.float32),
     )
     save_npz(work / "tracks.npz", **tracks)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..geometry import face as F
+from ..geometry import face as mesh
 from ..geometry import pose as P
 from ..geometry.smooth import savgol
 from ..progress import bar
@@ -26,7 +26,7 @@ FOCAL_CANDIDATES = (0.8, 1.0, 1.3, 1.7, 2.2, 3.0, 4.0, 6.0)  # × image size
 
 
 def _ortho_fits(lm: np.ndarray, shape: np.ndarray):
-    fits = [P.umeyama(shape[F.RIGID], frame[F.RIGID]) for frame in lm]
+    fits = [P.umeyama(shape[mesh.RIGID], frame[mesh.RIGID]) for frame in lm]
     return fits
 
 
@@ -35,7 +35,7 @@ def subject_shape(lm: np.ndarray, canon: np.ndarray) -> np.ndarray:
     fits = _ortho_fits(lm, canon)
     shapes = [((frame - t) @ R) / s for frame, (s, R, t) in zip(lm.astype(np.float64), fits)]
     mean = np.mean(shapes, axis=0)
-    s, R, t = P.umeyama(mean[F.RIGID], canon[F.RIGID])
+    s, R, t = P.umeyama(mean[mesh.RIGID], canon[mesh.RIGID])
     return s * mean @ R.T + t
 
 
@@ -48,7 +48,7 @@ def estimate_focal(lm: np.ndarray, shape: np.ndarray, size: int, max_frames: int
         err = 0.0
         for frame, (s, R, t2) in zip(lm[idx], fits):
             t0 = P.ortho_to_perspective(s, R, t2, K)
-            err += P.solve_pnp(frame[F.RIGID, :2], shape[F.RIGID], K, R, t0)[2]
+            err += P.solve_pnp(frame[mesh.RIGID, :2], shape[mesh.RIGID], K, R, t0)[2]
         if err < best_err * 0.98:  # prefer the shorter focal only when clearly better
             best, best_err = c * size, err
     return float(best)
@@ -64,7 +64,7 @@ def estimate_poses(lm: np.ndarray, size: int) -> dict[str, np.ndarray]:
     rvecs, tvecs, errs = np.zeros((n, 3)), np.zeros((n, 3)), np.zeros(n)
     for i, ((s, R, t2), frame) in enumerate(zip(bar_iter(_ortho_fits(lm, shape), "pose"), lm)):
         t0 = P.ortho_to_perspective(s, R, t2, K)
-        R1, t1, errs[i] = P.solve_pnp(frame[F.RIGID, :2], shape[F.RIGID], K, R, t0)
+        R1, t1, errs[i] = P.solve_pnp(frame[mesh.RIGID, :2], shape[mesh.RIGID], K, R, t0)
         rvecs[i] = cv2.Rodrigues(R1)[0].ravel()
         tvecs[i] = t1
     rvecs, tvecs = savgol(rvecs, 5, 2), savgol(tvecs, 5, 2)

@@ -1,8 +1,8 @@
 """Per-frame segmentation: person vs background (SelfieSegmentation), split by
 landmarks into head and neck/torso, plus the face region.
 
-Labels (one uint8 PNG per frame): 0 background, 1 neck/torso, 2 head (hair,
-ears, face), 3 face region (inside the face oval). The head/torso split is the
+Labels (one uint8 PNG per frame, defined in ``compose.labels``): 0 background,
+1 neck/torso, 2 head (hair, ears, face), 3 face region (inside the face oval). The head/torso split is the
 jaw line: the lower half of the face oval, extended sideways at the level of
 its ends.
 """
@@ -12,12 +12,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..geometry import face as F
-
-BACKGROUND, TORSO, HEAD, FACE = 0, 1, 2, 3
-# Lower half of the face oval, from the right ear (234) round the chin to the left (454).
-JAW = [234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288,
-       361, 323, 454]
+from ..compose.labels import FACE, HEAD, TORSO
+from ..geometry import face as mesh
+from ..geometry.face import JAW
 
 
 class PersonSegmenter:
@@ -49,7 +46,7 @@ def jaw_line_y(lm: np.ndarray, width: int) -> np.ndarray:
 
 def face_polygon_mask(lm: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     m = np.zeros(shape, np.uint8)
-    cv2.fillPoly(m, [np.round(lm[F.FACE_OVAL, :2]).astype(np.int32)], 1)
+    cv2.fillPoly(m, [np.round(lm[mesh.FACE_OVAL, :2]).astype(np.int32)], 1)
     return m.astype(bool)
 
 

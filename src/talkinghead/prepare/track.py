@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import FaceError
-from ..geometry import face as F
+from ..geometry import face as mesh
 from ..progress import native_stderr_silenced
 
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -49,7 +49,7 @@ def _to_pixels(res, shape) -> list[np.ndarray]:
 
 
 def _area(lm: np.ndarray) -> float:
-    x0, y0, x1, y1 = F.bbox(lm)
+    x0, y0, x1, y1 = mesh.bbox(lm)
     return float((x1 - x0) * (y1 - y0))
 
 
@@ -76,12 +76,12 @@ class FaceTracker:
             self.multi_face_frames += 1
             if self._last_center is not None:
                 # Keep following the same person when sizes are close; count real swaps.
-                centers = [F.bbox(f).reshape(2, 2).mean(0) for f in faces]
+                centers = [mesh.bbox(f).reshape(2, 2).mean(0) for f in faces]
                 near = int(np.argmin([np.linalg.norm(c - self._last_center) for c in centers]))
                 if near != 0:
                     self.swaps += 1
                     chosen = faces[near]
-        x0, y0, x1, y1 = F.bbox(chosen)
+        x0, y0, x1, y1 = mesh.bbox(chosen)
         self._last_center = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
         self.landmarks.append(chosen)
         return chosen
@@ -106,7 +106,7 @@ class FaceTracker:
         if self.swaps > max(2, 0.02 * n):
             raise FaceError(f"two faces swap places as the largest {self.swaps} times; "
                             "crop the video to one person")
-        lm = np.stack([x if x is not None else np.zeros((F.N_LANDMARKS, 3), np.float32)
+        lm = np.stack([x if x is not None else np.zeros((mesh.N_LANDMARKS, 3), np.float32)
                        for x in self.landmarks])
         return interpolate_gaps(lm, found), found
 

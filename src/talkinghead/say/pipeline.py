@@ -1,4 +1,8 @@
-"""``talkinghead say``: a trained model + speech → an mp4 of the person saying it."""
+"""``talkinghead say``: a trained model + speech → an mp4 of the person saying it.
+
+The drive comes from ``drive.build_drive`` and is rendered through the engine's
+streaming session (``Engine.render``), the path live output takes too.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,13 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
-
+from ..audio.wav import SAMPLE_RATE
+from ..drive import build_drive
 from ..engines import resolve_device
-from ..errors import InputError
 from ..engines.modeldir import load_engine
 from ..io.video import VideoWriter
 from ..progress import bar, info
 from ..utils import ensure_writable_dir
-from .drive import build_drive
 
 
 def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None, text: str | None = None,
@@ -23,20 +25,11 @@ def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None,
         batch_size: int = 8, eye: float | None = None, background: str | Path | None = None) -> dict:
     out = ensure_writable_dir(out)
     engine = load_engine(Path(model_dir), resolve_device(device), subject)
-    if background is not None:
-        if not hasattr(engine, "set_background"):
-            raise InputError(f"the {engine.name} engine pastes into recorded frames; --background needs nerf")
-        img = cv2.imread(str(background), cv2.IMREAD_COLOR)
-        if img is None:
-            raise InputError(f"{background}: not a readable image")
-        engine.set_background(img[..., ::-1].copy())
-    drive = build_drive(engine.subject, audio=audio, text=text, pose=pose, blink=blink, eye_level=eye)
-    if drive.rotation is not None and not getattr(engine, "free_pose", False):
-        raise InputError(f"the {engine.name} engine replays recorded poses; use --pose train or still")
+    drive = build_drive(engine, audio=audio, text=text, pose=pose, blink=blink, eye_level=eye, background=background)
     size = engine.subject.size
     t0 = time.perf_counter()
     b = bar(len(drive), "render", unit="f")
-    with VideoWriter(out, drive.fps, (size, size), audio=drive.audio) as w:
+    with VideoWriter(out, drive.fps, (size, size), audio=drive.audio, sample_rate=SAMPLE_RATE) as w:
         with BackgroundWriter(w) as bw:
             for frame in engine.render(drive, batch_size=batch_size):
                 bw.write(frame)

@@ -27,6 +27,7 @@ import numpy as np
 from ..audio.visemes import SILENCE, Segment, segments_to_frames
 from ..errors import InputError
 from ..geometry.face import N_LANDMARKS, eye_openness, mouth_aperture
+from ..audio.wav import SAMPLE_RATE
 from ..io.video import VideoWriter
 from ..progress import bar
 from ..utils import ensure_writable_dir, save_npz, write_json
@@ -34,7 +35,6 @@ from .face import MOUTH_LOWER, MOUTH_UPPER, FaceConfig, Warper, load_base_face
 from .motion import MotionConfig, blink_bases, blinks, head_motion
 from .mouth import MouthConfig, MouthModel, draw_interior, mouth_params
 
-SAMPLE_RATE = 16000
 
 # Built-in lines for ``seconds=...``: many p/b/m closures and open vowels.
 SENTENCES = [

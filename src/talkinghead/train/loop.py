@@ -1,10 +1,10 @@
-"""A budgeted, resumable training phase shared by the engines.
+"""A budgeted, resumable training phase: the loop under ``Trainer`` (``trainer.py``).
 
 ``run_phase`` calls ``step_fn(step)`` until the phase's step or time budget
 is spent, showing a progress bar with the running losses and an ETA. Every
 ``checkpoint_minutes`` it saves ``checkpoint_<phase>.pt`` atomically (so a
-killed run resumes there), runs the engine's validation (a PSNR line and a
-preview image) and appends to ``train_log.csv``.
+killed run resumes there), runs the validation (a PSNR line and a preview
+image) and appends to ``train_log.csv``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..utils import atomic_path
 
 
 @dataclass
-class Phase:
+class PhaseRun:
     name: str
     steps: int | None  # None: time budget only
     seconds: float | None  # None: step budget only
@@ -52,12 +52,7 @@ def save_checkpoint(path: Path, payload: dict) -> None:
         torch.save(payload, tmp)
 
 
-def phase_done(model_dir: Path, name: str) -> bool:
-    p = Path(model_dir) / f"checkpoint_{name}.pt"
-    return p.exists() and torch.load(p, map_location="cpu", weights_only=False).get("done", False)
-
-
-def run_phase(model_dir: Path, phase: Phase) -> dict:
+def run_phase(model_dir: Path, phase: PhaseRun) -> dict:
     """Run (or resume, or skip if finished) one phase; returns its last losses."""
     model_dir = Path(model_dir)
     ckpt_path = model_dir / f"checkpoint_{phase.name}.pt"

@@ -1,4 +1,4 @@
-"""``talkinghead train``: subject directory → model directory, resumable."""
+"""``talkinghead train``: subject directory → model directory, resumable (the loop is ``trainer.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ..errors import InputError
 from ..progress import info
 from ..subject import Subject
 from ..utils import ensure_writable_dir
+from .trainer import Trainer
 
 
 def parse_overrides(config_cls, pairs: list[str]):
@@ -59,5 +60,5 @@ def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = N
         info(f"{model_dir}: resuming")
     dev = resolve_device(device)
     info(f"training {engine} on {subject.path} ({subject.n_frames} frames) on {dev} -> {model_dir}")
-    cls.train(subject, model_dir, config, Budget(steps=steps, minutes=minutes), dev)
+    Trainer(cls, subject, config, Budget(steps=steps, minutes=minutes), dev, model_dir).run()
     return model_dir

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from ...audio.windows import Standardise
+from ...nn import Standardise
 
 __all__ = ["AudioNet", "AudioAttention", "WindowEncoder", "momentum_smooth"]
 
@@ -108,11 +108,12 @@ class AudioNet(nn.Module):
         return (out, weights) if return_weights else out
 
 
-def momentum_smooth(a: torch.Tensor, beta: float) -> torch.Tensor:
-    """``a_hat_0 = a_0``, ``a_hat_i = beta * a_hat_{i-1} + (1 - beta) * a_i`` along dim 0."""
-    if a.shape[0] == 0:
-        return a.clone()
-    out = [a[0]]
-    for i in range(1, a.shape[0]):
-        out.append(beta * out[-1] + (1.0 - beta) * a[i])
-    return torch.stack(out)
+def momentum_smooth(a: torch.Tensor, beta: float, prev: torch.Tensor | None = None) -> torch.Tensor:
+    """``a_hat_i = beta * a_hat_{i-1} + (1 - beta) * a_i`` along dim 0, from ``a_hat_{-1} = prev``;
+    without ``prev`` the sequence starts at ``a_hat_0 = a_0``. Pass the last output as ``prev`` to
+    continue a stream: chunk by chunk gives the same values as the whole sequence at once."""
+    out = []
+    for i in range(a.shape[0]):
+        prev = a[i] if prev is None else beta * prev + (1.0 - beta) * a[i]
+        out.append(prev)
+    return torch.stack(out) if out else a.clone()

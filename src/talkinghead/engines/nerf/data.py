@@ -21,10 +21,9 @@ import numpy as np
 import torch
 
 from ...audio.windows import feature_windows
+from ...compose.labels import FACE, HEAD_LABELS, TORSO
 from ...progress import bar
 from ...subject import Subject
-
-HEAD, FACE = (2, 3), 3
 
 
 def stack8(windows: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -121,7 +120,7 @@ class NerfData:
             lips = np.clip(np.floor(lips), 0, self.size - 1).astype(int)
         n -= n_lip
         lab = self.labels[i]
-        m = np.isin(lab, HEAD) if region == "head" else (lab == 1)
+        m = np.isin(lab, HEAD_LABELS) if region == "head" else (lab == TORSO)
         ys, xs = np.nonzero(m)
         k = int(n * head_share) if len(xs) else 0
         if k:
@@ -150,9 +149,9 @@ class NerfData:
         x, y = px[:, 0], px[:, 1]
         rgb = self.images[i][y, x].astype(np.float32) / 255
         lab = self.labels[i][y, x]
-        head = np.isin(lab, HEAD)
+        head = np.isin(lab, HEAD_LABELS)
         plate = self.background[y, x].astype(np.float32) / 255
         bg_torso = np.where(head[:, None], plate, rgb)
         return {"rgb": torch.from_numpy(rgb), "bg_torso": torch.from_numpy(bg_torso),
                 "plate": torch.from_numpy(plate), "head": torch.from_numpy(head),
-                "face": torch.from_numpy(lab == FACE), "torso": torch.from_numpy(lab == 1)}
+                "face": torch.from_numpy(lab == FACE), "torso": torch.from_numpy(lab == TORSO)}

@@ -1,16 +1,18 @@
 """The ``nerf`` engine (RAD-NeRF): audio-spatial decomposed grid NeRF with a 2D deformable torso.
 
 Training runs three phases inside one budget (``head``, ``lips``, ``torso``;
-shares in the config). Rendering: per drive frame the audio code (momentum
-smoothed over time), the eye feature and the head pose of the replayed
-training frame (or a user pose) condition the head field; head and torso are
-composited over the background plate at render resolution and the result is
-pasted over the full-resolution plate with the rendered alpha.
+shares in the config; ``trainer.py``). Rendering: per drive frame the audio
+code (momentum smoothed over time, a state the render session carries), the eye
+feature and the head pose of the replayed training frame (or a user pose)
+condition the head field; head and torso are composited over the background
+plate at render resolution and the result is pasted over the full-resolution
+plate with the rendered alpha. Look-ahead: the attention over 8 windows reaches
+3 frames ahead and each viseme window 4 more (7 frames, 280 ms at 25 fps; 3
+with ``audio=mel``).
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,21 +21,18 @@ import numpy as np
 import torch
 
 from ...audio.windows import audio_channels, feature_windows, input_stats
-from ...progress import info
+from ...compose import over
 from ...subject import Subject
-from ...train.loop import Phase, run_phase
-from ...utils import atomic_path
-from ..base import Budget, Drive, Engine
-from ..modeldir import write_meta
+from ..base import Drive, Engine, EngineConfig
 from .audio import momentum_smooth
 from .data import NerfData, head_aabb, stack8
 from .fields import FieldConfig, TorsoConfig
 from .model import Frame, TalkingNeRF
-from .trainer import NerfTrainer
+from .trainer import NerfModel
 
 
 @dataclass
-class NerfConfig:
+class NerfConfig(EngineConfig):
     size: int = 0  # render resolution; 0 = 128 on CPU, 512 on CUDA
     audio: str = "both"  # "visemes", "mel" or "both" (see data.py and the README's deviations)
     paper_grids: bool = False  # App. A.2 grid sizes (16 levels, 2^19 table); default is a CPU-sized grid
@@ -69,8 +68,6 @@ class NerfConfig:
     code_period: int = 25
     margin: tuple = (0.5, 0.6, 0.25, 0.3, 0.4)  # head box around the face: sides, above, below, front, behind
     val_frames: int = 4
-    checkpoint_minutes: float = 3.0
-    seed: int = 0
 
     def __post_init__(self) -> None:
         audio_channels(self.audio)  # an unknown kind fails here, before anything is written
@@ -104,49 +101,32 @@ def build_model(cfg: NerfConfig, subject: Subject | None, t_scale: float, aabb=N
     return TalkingNeRF(field, torso, audio_in, occ_res=cfg.occ_res, n_samples=cfg.n_samples, t_scale=t_scale)
 
 
+FEATURES = {"visemes": ("visemes",), "mel": ("mel",), "both": ("visemes", "mel")}
+LOOKAHEAD = {"visemes": 7, "mel": 3, "both": 7}  # frames i+3's window, reaching 4 frames further
+
+
 class NerfEngine(Engine):
     name = "nerf"
     Config = NerfConfig
     free_pose = True  # renders any head pose, not only recorded ones
+    background_swap = True  # head and torso have alpha: any plate goes behind them
+    eye_control = True  # the eye feature conditions the field
+    lookahead = max(LOOKAHEAD.values())
 
     @classmethod
-    def train(cls, subject: Subject, model_dir: Path, config: NerfConfig, budget: Budget, device: str) -> None:
+    def resolve_config(cls, config: NerfConfig, subject: Subject, device: str) -> NerfConfig:
         cfg = config.resolved(device)
         if cfg.size > subject.size:  # never render above the subject's own resolution
             cfg = NerfConfig(**{**asdict(cfg), "size": subject.size})
-        random.seed(cfg.seed), np.random.seed(cfg.seed), torch.manual_seed(cfg.seed)
-        model_dir = Path(model_dir)
-        write_meta(model_dir, cls.name, cfg, subject, status="training", budget=budget.__dict__)
-        train_idx, val_idx = subject.split("train"), subject.split("val")
-        if len(val_idx) == 0:
-            val_idx = train_idx[-max(1, len(train_idx) // 10):]
-        val_idx = val_idx[np.linspace(0, len(val_idx) - 1, min(cfg.val_frames, len(val_idx))).astype(int)]
+        return cfg
+
+    @classmethod
+    def trainable(cls, subject: Subject, cfg: NerfConfig, device: str, train_idx, val_idx) -> NerfModel:
         data = NerfData(subject, cfg.size, cfg.audio, np.concatenate([train_idx, val_idx]))
         data.load()
         model = build_model(cfg, subject, data.t_scale)
         model.audio_net.norm.set(*input_stats(cfg.audio, data.windows[train_idx]))
-        tr = NerfTrainer(cfg, model, data, train_idx, val_idx, device, model_dir)
-        shares = {"head": cfg.head_fraction, "lips": cfg.lips_fraction,
-                  "torso": max(0.0, 1 - cfg.head_fraction - cfg.lips_fraction)}
-        for name, share in shares.items():
-            if share <= 0:
-                continue
-            phase = Phase(
-                name=name,
-                steps=None if budget.steps is None else max(1, int(round(budget.steps * share))),
-                seconds=None if budget.minutes is None else budget.minutes * 60 * share,
-                step_fn=getattr(tr, f"{name}_step"), state_fn=tr.state, load_fn=tr.load_state,
-                validate_fn=lambda step, name=name: tr.validate(name, step, torso=name == "torso"),
-                checkpoint_minutes=cfg.checkpoint_minutes)
-            run_phase(model_dir, phase)
-        occupied = tr.bake()
-        info(f"occupancy grid: {occupied:.0%} of the head box occupied")
-        with atomic_path(model_dir / "weights.pt", suffix=".pt") as tmp:
-            j = int(train_idx[len(train_idx) // 2])
-            torch.save({"config": asdict(cfg), "model": tr.ema.state_dict(), "t_scale": data.t_scale,
-                        "eye_open": data.eye_open, "aabb": list(model.face.cfg.aabb), "n_frames": subject.n_frames,
-                        "K": data.K, "sample_pose": (data.rot[j], data.trans[j])}, tmp)
-        write_meta(model_dir, cls.name, cfg, subject, status="trained", budget=budget.__dict__)
+        return NerfModel(cfg, model, data, train_idx, val_idx, device)
 
     @staticmethod
     def load_weights(path: Path, device: str) -> tuple[NerfConfig, TalkingNeRF, dict]:
@@ -162,40 +142,45 @@ class NerfEngine(Engine):
     def load(cls, model_dir: Path, subject: Subject, device: str) -> "NerfEngine":
         eng = cls(model_dir, subject, device)
         eng.cfg, eng.model, ck = cls.load_weights(Path(model_dir) / "weights.pt", device)
+        eng.features, eng.lookahead = FEATURES[eng.cfg.audio], LOOKAHEAD[eng.cfg.audio]
         eng.eye_open = ck["eye_open"]
         eng.data = NerfData(subject, eng.cfg.size, eng.cfg.audio, indices=np.zeros(0, int))
-        eng.background = None  # full-resolution plate; ``say --background`` swaps it
+        eng.K = torch.from_numpy(eng.data.K).to(device)
+        split = subject.split("train")
+        eng.n_train = int(split[-1]) if len(split) else 0
         return eng
 
-    def set_background(self, rgb: np.ndarray) -> None:
-        self.background = cv2.resize(rgb, (self.subject.size, self.subject.size), interpolation=cv2.INTER_AREA)
+    def _plates(self, rows: Drive, state: dict) -> tuple[np.ndarray, torch.Tensor]:
+        """(full-resolution plate, render-size plate tensor): the subject's, or the drive's background."""
+        key = id(rows.background) if rows.background is not None else None
+        if state.get("plate_key", -1) != key:
+            full = self.subject.background() if rows.background is None else cv2.resize(
+                rows.background, (self.subject.size, self.subject.size), interpolation=cv2.INTER_AREA)
+            small = torch.from_numpy(self.data.resize(full).astype(np.float32) / 255).to(self.device)
+            state.update(plate_key=key, plates=(full, small))
+        return state["plates"]
 
     @torch.no_grad()
-    def render(self, drive: Drive, batch_size: int = 8):
-        d, dev, size = self.data, self.device, self.cfg.size
-        plate_full = self.background if self.background is not None else self.subject.background()
-        plate = torch.from_numpy(d.resize(plate_full).astype(np.float32) / 255).to(dev)
-        windows = feature_windows(self.cfg.audio, drive.visemes, drive.mel_windows)
-        K = torch.from_numpy(d.K).to(dev)
-        codes = []
-        for s in range(0, len(drive), 64):
-            idx = np.arange(s, min(len(drive), s + 64))
-            codes.append(self.model.audio_net(torch.from_numpy(stack8(windows, idx)).to(dev)))
-        audio = momentum_smooth(torch.cat(codes), self.cfg.smoothing) if codes else torch.zeros(0, 64)
-        n_train = int(self.subject.split("train")[-1]) if len(self.subject.split("train")) else 0
-        for k in range(len(drive)):
-            j = int(drive.pose_index[k])
-            R, t = (torch.from_numpy(x).to(dev) for x in (drive.rotation[k], drive.translation[k])) \
-                if getattr(drive, "rotation", None) is not None else d.pose(j)
-            eye = float(np.mean(drive.eye[k])) / self.eye_open
-            f = Frame(K=K, R=R.to(dev), t=t.to(dev), audio=audio[k], eye=torch.tensor([eye], device=dev),
-                      code=self.cfg.code_index(min(j, n_train)))
-            out = self.model.render_image(f, size, plate)
-            colour = out["colour"].cpu().numpy()
-            alpha = out["alpha"].cpu().numpy()
-            S = self.subject.size
+    def render_batch(self, rows: Drive, ks: np.ndarray, prepared, state: dict) -> list[np.ndarray]:
+        d, dev, size, S = self.data, self.device, self.cfg.size, self.subject.size
+        plate_full, plate = self._plates(rows, state)
+        windows = feature_windows(self.cfg.audio, rows.visemes, rows.mel_windows)
+        codes = self.model.audio_net(torch.from_numpy(stack8(windows, ks)).to(dev))
+        codes = momentum_smooth(codes, self.cfg.smoothing, state.get("code"))  # test-time smoothing
+        state["code"] = codes[-1]
+        out = []
+        for a, k in zip(codes, ks):
+            j = int(rows.pose_index[k])
+            R, t = (torch.from_numpy(x).to(dev) for x in (rows.rotation[k], rows.translation[k])) \
+                if rows.rotation is not None else d.pose(j)
+            eye = float(np.mean(rows.eye[k])) / self.eye_open
+            f = Frame(K=self.K, R=R.to(dev), t=t.to(dev), audio=a, eye=torch.tensor([eye], device=dev),
+                      code=self.cfg.code_index(min(j, self.n_train)))
+            r = self.model.render_image(f, size, plate)
+            colour, alpha = r["colour"].cpu().numpy(), r["alpha"].cpu().numpy()
             if S != size:
                 colour = cv2.resize(colour, (S, S), interpolation=cv2.INTER_LINEAR)
                 alpha = cv2.resize(alpha, (S, S), interpolation=cv2.INTER_LINEAR)
-            frame = colour * 255 + (1 - alpha[..., None]) * plate_full.astype(np.float32)
-            yield np.clip(frame, 0, 255).round().astype(np.uint8)
+            frame = over(colour * 255, alpha, plate_full.astype(np.float32))
+            out.append(np.clip(frame, 0, 255).round().astype(np.uint8))
+        return out

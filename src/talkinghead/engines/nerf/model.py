@@ -16,7 +16,9 @@ from torch import nn
 
 from .audio import AudioNet
 from .fields import FaceField, FieldConfig, TorsoConfig, TorsoField, pose_features
-from .rendering import OccupancyGrid, pixel_rays, ray_aabb, render_rays
+from ...compose import over
+from ...geometry.camera import pixel_rays
+from .rendering import OccupancyGrid, ray_aabb, render_rays
 
 
 @dataclass
@@ -73,9 +75,9 @@ class TalkingNeRF(nn.Module):
     @staticmethod
     def compose(head: dict, torso: dict | None, background: torch.Tensor) -> torch.Tensor:
         """Head over torso over background: premultiplied 'over'."""
-        under = background if torso is None else torso["rgb"] * torso["alpha"][:, None] + (
-            1 - torso["alpha"][:, None]) * background
-        return head["rgb"] + (1 - head["alpha"][:, None]) * under
+        under = background if torso is None else over(torso["rgb"] * torso["alpha"][:, None], torso["alpha"],
+                                                          background)
+        return over(head["rgb"], head["alpha"], under)
 
     @torch.no_grad()
     def update_occupancy(self, audio_codes: torch.Tensor, eye: torch.Tensor, decay: float = 0.95) -> None:
@@ -123,8 +125,8 @@ class TalkingNeRF(nn.Module):
                 t = self.render_torso(f, px[s], size)
                 colour[s] = t["rgb"] * t["alpha"][:, None]
                 alpha[s] = t["alpha"]
-        colour = head_rgb + (1 - head_a[:, None]) * colour
-        alpha = head_a + (1 - head_a) * alpha
-        out = colour + (1 - alpha[:, None]) * bg
+        colour = over(head_rgb, head_a, colour)
+        alpha = over(head_a, head_a, alpha)
+        out = over(colour, alpha, bg)
         return {"colour": colour.reshape(size, size, 3), "alpha": alpha.reshape(size, size),
                 "image": out.reshape(size, size, 3)}

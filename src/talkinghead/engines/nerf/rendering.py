@@ -29,8 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["trunc_exp", "ray_aabb", "sample_along_rays", "composite", "OccupancyGrid", "render_rays",
-           "pixel_rays", "FieldFn"]
+__all__ = ["trunc_exp", "ray_aabb", "sample_along_rays", "composite", "OccupancyGrid", "render_rays", "FieldFn"]
 
 FieldFn = Callable[[torch.Tensor, torch.Tensor], object]
 
@@ -180,13 +179,3 @@ def render_rays(field_fn: FieldFn, origins: torch.Tensor, dirs: torch.Tensor,
     out: dict[str, object] = dict(composite(sigma_full, rgb_full, deltas, t))
     out.update(t=t, n_evaluated=int(ray_ids.numel()), ray_ids=ray_ids, keep=keep, samples=extras)
     return out
-
-
-def pixel_rays(K: torch.Tensor, R: torch.Tensor, t: torch.Tensor,
-               pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Object-frame rays through ``(P,2)`` pixel positions: ``origin = -R^T t``, ``dir = unit(R^T K^-1 [u,v,1])``."""
-    uv1 = torch.cat([pixels, torch.ones_like(pixels[:, :1])], dim=-1)
-    cam = uv1 @ torch.linalg.inv(K).to(pixels).T
-    dirs = F.normalize(cam @ R.to(pixels), dim=-1)            # (R^T c)^T = c^T R
-    origin = -(R.to(pixels).T @ t.to(pixels))
-    return origin.expand_as(dirs).contiguous(), dirs

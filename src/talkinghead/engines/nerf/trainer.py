@@ -1,4 +1,4 @@
-"""Optimisation of the NeRF engine's three phases (RAD-NeRF Sec. 3.4 / App. A).
+"""What the NeRF engine gives the shared trainer: three phases (RAD-NeRF Sec. 3.4 / App. A).
 
 * ``head``: rays of one or two frames per step, mostly inside the head's box;
   predicted head composited over the frame's torso-and-background (head pixels
@@ -16,89 +16,62 @@
   frame, composited over the background plate.
 
 Adam with the grids at 10x the networks' learning rate, exponential decay,
-EMA (0.95) of all weights (the EMA copy is what validation and export use).
+EMA (0.95) of all weights kept by the trainer (the averaged copy is what
+validation and export use).
 """
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
+from dataclasses import asdict
 
-import cv2
 import numpy as np
 import torch
 
-from ...evaluate.metrics import psnr
-from ...utils import atomic_path
+from ...compose import over
+from ...compose.labels import HEAD_LABELS
+from ...nn import ssim
+from ...progress import info
+from ..base import Phase, TrainModel, Validation
 from .data import NerfData, lip_codes, stack8
 from .model import Frame, TalkingNeRF
 
 
-def ssim_patch(a: torch.Tensor, b: torch.Tensor, win: int = 7) -> torch.Tensor:
-    """Mean SSIM of two (3, H, W) images in [0, 1] with a box window."""
-    pool = torch.nn.functional.avg_pool2d
-    a, b = a[None], b[None]
-    mu_a, mu_b = pool(a, win, 1), pool(b, win, 1)
-    va = pool(a * a, win, 1) - mu_a ** 2
-    vb = pool(b * b, win, 1) - mu_b ** 2
-    cov = pool(a * b, win, 1) - mu_a * mu_b
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (va + vb + c2))
-    return s.mean()
-
-
-class NerfTrainer:
-    def __init__(self, cfg, model: TalkingNeRF, data: NerfData, train_idx, val_idx, device: str, model_dir: Path):
+class NerfModel(TrainModel):
+    def __init__(self, cfg, model: TalkingNeRF, data: NerfData, train_idx, val_idx, device: str):
         self.cfg, self.model, self.data, self.device = cfg, model.to(device), data, device
-        self.model_dir = Path(model_dir)
         self.train_idx, self.val_idx = np.asarray(train_idx), np.asarray(val_idx)
+        self.ema = {"model": cfg.ema}
         self.rng = np.random.default_rng(cfg.seed)
-        self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.K = torch.from_numpy(data.K).to(device)
         self.bg = torch.from_numpy(data.background.astype(np.float32) / 255).to(device)
-        self.opt = {"head": self._adam([model.face, model.audio_net]), "lips": self._adam([model.face], 0.2),
-                    "torso": self._adam([model.torso])}
-        self.phase_step0: dict[str, int] = {}
         canon = data.subject.tracks["canon_landmarks"]
         self.lip_code = torch.from_numpy(lip_codes(canon, self.train_idx, model.audio_net.out_dim)).to(device)
 
-    def _adam(self, modules, scale: float = 1.0) -> torch.optim.Adam:
+    def modules(self) -> dict:
+        return {"model": self.model}
+
+    def _groups(self, modules, scale: float = 1.0) -> list[dict]:
         grid, net = [], []
         for m in modules:
             for name, p in m.named_parameters():
                 (grid if "grid" in name.split(".")[0] or name.startswith(("spatial", "audio_grid")) else net).append(p)
-        lr = self.cfg.lr * scale
-        return torch.optim.Adam([{"params": grid, "lr": lr * 10, "base": lr * 10},
-                                 {"params": net, "lr": lr, "base": lr}], betas=(0.9, 0.99), eps=1e-15)
+        lr, adam = self.cfg.lr * scale, dict(betas=(0.9, 0.99), eps=1e-15)
+        return [{"params": grid, "lr": lr * 10, **adam}, {"params": net, "lr": lr, **adam}]
 
-    # ---- state -------------------------------------------------------------------------------
-    def state(self) -> dict:
-        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
-                "opt": {k: v.state_dict() for k, v in self.opt.items()}}
+    def param_groups(self) -> dict:
+        m = self.model
+        return {"head": self._groups([m.face, m.audio_net]), "lips": self._groups([m.face], 0.2),
+                "torso": self._groups([m.torso])}
 
-    def load_state(self, s: dict) -> None:
-        self.model.load_state_dict(s["model"])
-        self.ema.load_state_dict(s["ema"])
-        for k, v in s["opt"].items():
-            self.opt[k].load_state_dict(v)
+    def phases(self) -> list[Phase]:
+        c = self.cfg
+        return [Phase("head", c.head_fraction, self.head_batch, {"head": self.head_losses}),
+                Phase("lips", c.lips_fraction, self.lips_batch, {"lips": self.lips_losses}),
+                Phase("torso", max(0.0, 1 - c.head_fraction - c.lips_fraction), self.torso_batch,
+                      {"torso": self.torso_losses})]
 
-    @torch.no_grad()
-    def _ema_update(self) -> None:
-        d = self.cfg.ema
-        for pe, p in zip(self.ema.parameters(), self.model.parameters()):
-            pe.mul_(d).add_(p.detach(), alpha=1 - d)
-        for be, b in zip(self.ema.buffers(), self.model.buffers()):
-            be.copy_(b)
-
-    def _step_opt(self, name: str, loss: torch.Tensor, step: int) -> None:
-        opt = self.opt[name]
-        decay = 0.1 ** min(1.0, step / self.cfg.lr_decay_steps)
-        for g in opt.param_groups:
-            g["lr"] = g["base"] * decay
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        self._ema_update()
+    def lr_scale(self, phase: str, step: int) -> float:
+        return 0.1 ** min(1.0, step / self.cfg.lr_decay_steps)
 
     # ---- conditions ----------------------------------------------------------------------------
     def audio_codes(self, idx: np.ndarray, model: TalkingNeRF | None = None) -> torch.Tensor:
@@ -106,105 +79,104 @@ class NerfTrainer:
         w = torch.from_numpy(stack8(self.data.windows, np.asarray(idx))).to(self.device)
         return (model or self.model).audio_net(w)
 
-    def frame(self, i: int, model: TalkingNeRF | None = None, code: int | None = None) -> Frame:
+    def frame(self, i: int, model: TalkingNeRF | None = None) -> Frame:
         R, t = self.data.pose(i)
         return Frame(K=self.K, R=R.to(self.device), t=t.to(self.device), audio=self.audio_codes([i], model)[0],
                      eye=torch.tensor([self.data.eye[i]], device=self.device),
-                     code=self.cfg.code_index(np.clip(i if code is None else code, 0, self.train_idx.max())))
+                     code=self.cfg.code_index(np.clip(i, 0, self.train_idx.max())))
 
-    def _maybe_update_occupancy(self, step: int) -> None:
-        if step % self.cfg.occ_every or step < self.cfg.occ_warmup:
-            return
-        idx = self.rng.choice(self.train_idx, self.cfg.occ_conditions)
-        with torch.no_grad():
-            codes = self.audio_codes(idx)
-            eye = torch.tensor([float(self.data.eye[idx].mean())], device=self.device)
-            self.model.update_occupancy(codes, eye)
+    def _targets(self, i: int, px: np.ndarray) -> dict:
+        return {k: v.to(self.device) for k, v in self.data.targets(i, px).items()}
 
-    @torch.no_grad()
-    def bake(self, n: int = 16) -> float:
-        """Final occupancy of the exported (EMA) model: max over ``n`` training frames' audio and eyes."""
-        idx = self.rng.choice(self.train_idx, min(n, len(self.train_idx)), replace=False)
-        codes = self.audio_codes(idx, self.ema)
-        eyes = torch.from_numpy(self.data.eye[idx]).to(self.device)[:, None]
-        return self.ema.bake_occupancy(codes, eyes)
-
-    # ---- phases --------------------------------------------------------------------------------
-    def head_step(self, step: int) -> dict:
-        self._maybe_update_occupancy(step)
-        c, loss, logs = self.cfg, 0.0, {}
+    # ---- head: the field over the real torso and background --------------------------------------
+    def head_batch(self, step: int) -> dict:
+        c = self.cfg
+        if step % c.occ_every == 0 and step >= c.occ_warmup:
+            idx = self.rng.choice(self.train_idx, c.occ_conditions)
+            with torch.no_grad():
+                eye = torch.tensor([float(self.data.eye[idx].mean())], device=self.device)
+                self.model.update_occupancy(self.audio_codes(idx), eye)
+        frames = []
         for i in self.rng.choice(self.train_idx, c.frames_per_step):
             px = self.data.pixels(int(i), c.rays_per_frame, self.rng, lip_share=c.lip_rays)
-            tg = {k: v.to(self.device) for k, v in self.data.targets(int(i), px).items()}
-            h = self.model.render_head(self.frame(int(i)), torch.from_numpy(px).float().to(self.device),
+            frames.append((int(i), px, self._targets(int(i), px)))
+        teach = self.rng.choice(self.train_idx, c.teacher_batch) if c.w_teacher > 0 else None
+        return {"frames": frames, "teacher": teach}
+
+    def head_losses(self, b: dict, step: int) -> dict:
+        c, n = self.cfg, len(b["frames"])
+        out = {"mse": 0.0, "entropy": 0.0, "ambient": 0.0, "mask": 0.0}
+        for i, px, tg in b["frames"]:
+            h = self.model.render_head(self.frame(i), torch.from_numpy(px).float().to(self.device),
                                        perturb=True, use_occupancy=step >= c.occ_warmup)
-            pred = h["rgb"] + (1 - h["alpha"][:, None]) * tg["bg_torso"]
             a = h["alpha"].clamp(1e-5, 1 - 1e-5)
-            entropy = -(a * a.log() + (1 - a) * (1 - a).log()).mean()
-            amb = (h["ambient"] * (~tg["face"]).float()).mean()
-            mse = ((pred - tg["rgb"]) ** 2).mean()
+            out["mse"] += ((over(h["rgb"], h["alpha"], tg["bg_torso"]) - tg["rgb"]) ** 2).mean() / n
+            out["entropy"] += c.w_entropy * -(a * a.log() + (1 - a) * (1 - a).log()).mean() / n
+            out["ambient"] += c.w_ambient * (h["ambient"] * (~tg["face"]).float()).mean() / n
             # Deviation: the head mask from prepare supervises alpha, else skin that resembles the
             # plate is happily explained as "transparent head over background".
-            mask = ((h["alpha"] - tg["head"].float()) ** 2).mean()
-            loss = loss + mse + c.w_entropy * entropy + c.w_ambient * amb + c.w_mask * mask
-            logs = {"mse": mse.item(), "amb": amb.item()}
-        loss = loss / c.frames_per_step
-        if c.w_teacher > 0:  # audio code -> tracked lip shape (deviation, see the engine's docstring)
-            idx = self.rng.choice(self.train_idx, c.teacher_batch)
-            code = self.audio_codes(idx)
-            teach = ((code - self.lip_code[torch.from_numpy(idx).to(self.device)]) ** 2).mean()
-            loss = loss + c.w_teacher * teach
-            logs["teacher"] = teach.item()
-        self._step_opt("head", loss, step)
-        return logs
+            out["mask"] += c.w_mask * ((h["alpha"] - tg["head"].float()) ** 2).mean() / n
+        if b["teacher"] is not None:  # audio code -> tracked lip shape (deviation, see the module docstring)
+            idx = b["teacher"]
+            target = self.lip_code[torch.from_numpy(idx).to(self.device)]
+            out["teacher"] = c.w_teacher * ((self.audio_codes(idx) - target) ** 2).mean()
+        return out
 
-    def lips_step(self, step: int) -> dict:
-        c = self.cfg
+    # ---- lips: square patches, MSE + structure ---------------------------------------------------
+    def lips_batch(self, step: int) -> dict:
         i = int(self.rng.choice(self.train_idx))
-        side = c.lip_patch
-        px = self.data.patch(i, side, self.rng)
-        tg = {k: v.to(self.device) for k, v in self.data.targets(i, px).items()}
-        h = self.model.render_head(self.frame(i), torch.from_numpy(px).float().to(self.device), perturb=True)
-        pred = h["rgb"] + (1 - h["alpha"][:, None]) * tg["bg_torso"]
-        mse = ((pred - tg["rgb"]) ** 2).mean()
-        img = lambda x: x.T.reshape(3, side, side)  # noqa: E731
-        structural = 1 - ssim_patch(img(pred), img(tg["rgb"]))
-        self._step_opt("lips", mse + c.w_ssim * structural, step)
-        return {"mse": mse.item(), "ssim": 1 - structural.item()}
+        px = self.data.patch(i, self.cfg.lip_patch, self.rng)
+        return {"i": i, "px": px, "tg": self._targets(i, px)}
 
-    def torso_step(self, step: int) -> dict:
+    def lips_losses(self, b: dict, step: int) -> dict:
+        side, tg = self.cfg.lip_patch, b["tg"]
+        h = self.model.render_head(self.frame(b["i"]), torch.from_numpy(b["px"]).float().to(self.device),
+                                   perturb=True)
+        pred = over(h["rgb"], h["alpha"], tg["bg_torso"])
+        img = lambda x: x.T.reshape(1, 3, side, side)  # noqa: E731
+        return {"mse": ((pred - tg["rgb"]) ** 2).mean(),
+                "ssim": self.cfg.w_ssim * (1 - ssim(img(pred), img(tg["rgb"]), data_range=1.0,
+                                                    win=min(11, side - 1 | 1)).mean())}
+
+    # ---- torso: head frozen, the 2D deformable field over the plate -------------------------------
+    def torso_batch(self, step: int) -> dict:
         c = self.cfg
         i = int(self.rng.choice(self.train_idx))
         px = self.data.pixels(i, c.rays_per_frame * c.frames_per_step, self.rng, region="torso")
-        tg = {k: v.to(self.device) for k, v in self.data.targets(i, px).items()}
-        pt = torch.from_numpy(px).float().to(self.device)
-        f = self.frame(i)
+        return {"i": i, "px": px, "tg": self._targets(i, px)}
+
+    def torso_losses(self, b: dict, step: int) -> dict:
+        pt, tg = torch.from_numpy(b["px"]).float().to(self.device), b["tg"]
+        f = self.frame(b["i"])
         with torch.no_grad():
             h = self.model.render_head(Frame(**{**f.__dict__, "audio": f.audio.detach()}), pt)
         t = self.model.render_torso(f, pt, self.data.size)
-        pred = self.model.compose(h, t, tg["plate"])
-        mse = ((pred - tg["rgb"]) ** 2).mean()
-        self._step_opt("torso", mse, step)
-        return {"mse": mse.item()}
+        return {"mse": ((self.model.compose(h, t, tg["plate"]) - tg["rgb"]) ** 2).mean()}
 
-    # ---- validation ----------------------------------------------------------------------------
-    @torch.no_grad()
-    def validate(self, tag: str, step: int, torso: bool) -> dict:
-        d, full, mouth, rows = self.data, [], [], []
-        for k, i in enumerate(self.val_idx):
-            img = self.ema.render_image(self.frame(int(i), self.ema), d.size, self.bg, torso=torso)["image"]
-            pred = (img.clamp(0, 1) * 255).round().byte().cpu().numpy()
+    # ---- validation and export ------------------------------------------------------------------
+    def validation(self, phase: str, modules: dict) -> Validation:
+        d, model, pred, real = self.data, modules["model"], [], []
+        for i in self.val_idx:
+            img = model.render_image(self.frame(int(i), model), d.size, self.bg, torso=phase == "torso")["image"]
+            p = (img.clamp(0, 1) * 255).round().byte().cpu().numpy()
             gt = d.images[int(i)]
-            if not torso:  # head phases: judge the head over the real torso/background
-                head = np.isin(d.labels[int(i)], (2, 3))
-                gt = np.where(head[..., None], gt, pred)
-            x0, y0, x1, y1 = np.round(d.lip_box[int(i)]).astype(int)
-            full.append(psnr(pred, gt))
-            mouth.append(psnr(pred[max(0, y0):y1, max(0, x0):x1], gt[max(0, y0):y1, max(0, x0):x1]))
-            if k < 2:
-                rows.append(np.concatenate([gt, pred], 1))
-        out = self.model_dir / "previews"
-        out.mkdir(exist_ok=True)
-        with atomic_path(out / f"{tag}_{step:06d}.png") as tmp:
-            cv2.imwrite(str(tmp), np.concatenate(rows, 0)[..., ::-1])
-        return {f"{tag}_psnr": float(np.mean(full)), f"{tag}_psnr_mouth": float(np.mean(mouth))}
+            if phase != "torso":  # head phases: judge the head over the real torso/background
+                gt = np.where(np.isin(d.labels[int(i)], HEAD_LABELS)[..., None], gt, p)
+            pred.append(p)
+            real.append(gt)
+        return Validation(pred=np.stack(pred), real=np.stack(real), boxes=d.lip_box[self.val_idx])
+
+    @torch.no_grad()
+    def bake(self, model: TalkingNeRF, n: int = 16) -> float:
+        """Final occupancy of the exported model: max over ``n`` training frames' audio and eyes."""
+        idx = self.rng.choice(self.train_idx, min(n, len(self.train_idx)), replace=False)
+        eyes = torch.from_numpy(self.data.eye[idx]).to(self.device)[:, None]
+        return model.bake_occupancy(self.audio_codes(idx, model), eyes)
+
+    def export(self, modules: dict) -> dict:
+        model, d = modules["model"], self.data
+        info(f"occupancy grid: {self.bake(model):.0%} of the head box occupied")
+        j = int(self.train_idx[len(self.train_idx) // 2])
+        return {"config": asdict(self.cfg), "model": model.state_dict(), "t_scale": d.t_scale,
+                "eye_open": d.eye_open, "aabb": list(model.face.cfg.aabb), "n_frames": d.subject.n_frames,
+                "K": d.K, "sample_pose": (d.rot[j], d.trans[j])}

@@ -15,7 +15,7 @@ import numpy as np
 
 from ...audio.visemes import viseme_windows
 from ...audio.windows import audio_channels, feature_windows
-from ...geometry import face as F
+from ...geometry import face as mesh
 from ...geometry.pose import project
 from ...progress import bar
 from ...subject import Subject
@@ -30,8 +30,8 @@ def eye_override(lm: np.ndarray, current: np.ndarray, target: np.ndarray) -> np.
     scaled by target / current (upper and lower lids alike).
     """
     out = lm.copy()
-    for k, (contour, (a, b)) in enumerate(((F.RIGHT_EYE, F.EYE_CORNERS["right"]),
-                                           (F.LEFT_EYE, F.EYE_CORNERS["left"]))):
+    for k, (contour, (a, b)) in enumerate(((mesh.RIGHT_EYE, mesh.EYE_CORNERS["right"]),
+                                           (mesh.LEFT_EYE, mesh.EYE_CORNERS["left"]))):
         ratio = float(np.clip(target[k] / max(current[k], 1e-3), 0.0, 2.0))
         p0, p1 = out[a, :2], out[b, :2]
         d = (p1 - p0) / max(np.linalg.norm(p1 - p0), 1e-6)
@@ -39,7 +39,7 @@ def eye_override(lm: np.ndarray, current: np.ndarray, target: np.ndarray) -> np.
         along = pts @ d
         perp = pts - along[:, None] * d
         out[contour, :2] = p0 + along[:, None] * d + perp * ratio
-        iris = F.RIGHT_IRIS if k == 0 else F.LEFT_IRIS
+        iris = mesh.RIGHT_IRIS if k == 0 else mesh.LEFT_IRIS
         out[iris[1:], 1] = out[iris[0], 1] + (out[iris[1:], 1] - out[iris[0], 1]) * min(1.0, ratio)
     return out
 
@@ -70,7 +70,7 @@ class FrameStore:
         self.landmarks = tr["landmarks"]
         self.box = D.model_box(self.landmarks, self.subject.size)
         # Mouth boxes follow the *neutral* lips under each frame's pose, so they never reveal the mouth state.
-        lips = np.stack([project(tr["subject_shape"][F.LIPS_OUTER].astype(np.float64), R, t,
+        lips = np.stack([project(tr["subject_shape"][mesh.LIPS_OUTER].astype(np.float64), R, t,
                                  tr["intrinsics"].astype(np.float64)).mean(0)
                          for R, t in zip(tr["rotation"].astype(np.float64), tr["translation"].astype(np.float64))])
         lip_side = np.median(tr["lip_box"][:, 2] - tr["lip_box"][:, 0]) * self.size / self.box[2]

@@ -14,18 +14,19 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from ...geometry import face as F
+from ...geometry import face as mesh
 from ...geometry.pose import canonical_face
-from ...prepare.segment import JAW
+from ...compose.labels import HEAD_LABELS
+from ...geometry.face import JAW
 
-UPPER_OVAL = [i for i in F.FACE_OVAL if i not in JAW[1:-1]]
+UPPER_OVAL = [i for i in mesh.FACE_OVAL if i not in JAW[1:-1]]
 NOSE_LOWER = [98, 97, 2, 326, 327]
-UPPER_LINES = [F.RIGHT_EYE + F.RIGHT_EYE[:1], F.LEFT_EYE + F.LEFT_EYE[:1],
-               F.RIGHT_BROW[:5], F.RIGHT_BROW[5:], F.LEFT_BROW[:5], F.LEFT_BROW[5:],
-               F.NOSE_BRIDGE, NOSE_LOWER,
+UPPER_LINES = [mesh.RIGHT_EYE + mesh.RIGHT_EYE[:1], mesh.LEFT_EYE + mesh.LEFT_EYE[:1],
+               mesh.RIGHT_BROW[:5], mesh.RIGHT_BROW[5:], mesh.LEFT_BROW[:5], mesh.LEFT_BROW[5:],
+               mesh.NOSE_BRIDGE, NOSE_LOWER,
                UPPER_OVAL[UPPER_OVAL.index(234):] + UPPER_OVAL[:UPPER_OVAL.index(454) + 1]]
-IRISES = [F.RIGHT_IRIS, F.LEFT_IRIS]
-MOUTH_LINES = [F.LIPS_OUTER + F.LIPS_OUTER[:1], F.LIPS_INNER + F.LIPS_INNER[:1], JAW]
+IRISES = [mesh.RIGHT_IRIS, mesh.LEFT_IRIS]
+MOUTH_LINES = [mesh.LIPS_OUTER + mesh.LIPS_OUTER[:1], mesh.LIPS_INNER + mesh.LIPS_INNER[:1], JAW]
 
 
 @lru_cache(maxsize=1)
@@ -65,7 +66,7 @@ def silhouette(labels: np.ndarray, box: np.ndarray, size: int, upper_only_y: flo
     Both drawings cut it at the ears: below, the chin's outline would tell the
     mouth state of the frame the silhouette came from.
     """
-    head = ((labels == 2) | (labels == 3)).astype(np.uint8)
+    head = np.isin(labels, HEAD_LABELS).astype(np.uint8)
     M = np.array([[size / box[2], 0, -box[0] * size / box[2]], [0, size / box[2], -box[1] * size / box[2]]])
     head = cv2.warpAffine(head, M, (size, size), flags=cv2.INTER_NEAREST)
     edge = cv2.morphologyEx(head, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
@@ -95,23 +96,6 @@ def draw(landmarks: np.ndarray, box: np.ndarray, size: int, full: bool,
 
 def mouth_box(landmarks_neutral: np.ndarray, box: np.ndarray, size: int, side_frac: float) -> np.ndarray:
     """A fixed-size square (x0, y0, x1, y1) in model-crop pixels centred on the lips."""
-    c = to_box(landmarks_neutral[..., F.LIPS_OUTER, :2].mean(axis=-2), box, size)
+    c = to_box(landmarks_neutral[..., mesh.LIPS_OUTER, :2].mean(axis=-2), box, size)
     half = side_frac * size / 2
     return np.concatenate([c - half, c + half], axis=-1)
-
-
-def composite_mask(landmarks: np.ndarray, shape: tuple[int, int], feather: float) -> np.ndarray:
-    """Soft float mask (H, W) of the lower face, where a rendered crop replaces the frame.
-
-    The face oval grown downwards (room for an opening jaw) and feathered.
-    """
-    pts = landmarks[:, :2].astype(np.float64)
-    chin, top = pts[152], pts[10]
-    grown = pts[F.FACE_OVAL].copy()
-    low = grown[:, 1] > pts[[234, 454], 1].mean()
-    grown[low] += (grown[low] - (chin + top) / 2) * 0.12  # the jaw drops: grow the lower half
-    m = np.zeros(shape, np.float32)
-    cv2.fillPoly(m, [np.round(grown).astype(np.int32)], 1.0)
-    k = int(max(3, feather) * 2) | 1
-    m = cv2.GaussianBlur(m, (k, k), feather / 2)
-    return m

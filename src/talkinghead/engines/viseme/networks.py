@@ -22,8 +22,8 @@ Shi et al. 2016), so no full-resolution feature map is ever materialised.
 Upsampling is nearest x2 + 3x3 conv (no checkerboard).  The audio Conv1d has 64
 channels, kernel 3 over time.  The paste mask is feathered over ``feather``
 feature pixels (default 1), mouth features are sampled bilinearly with border
-padding.  Instance norm runs as GroupNorm(C groups): identical maths, ~10x
-faster on CPU.
+padding.  Blocks (conv block, residual block, instance norm) come from
+``talkinghead.nn``.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...audio.windows import Standardise
+from ...nn import ResBlock, Standardise, conv_block
 
-__all__ = ["VisemeNetConfig", "VisemeGenerator", "KeypointEncoder", "AudioEncoder", "Decoder", "ResBlock",
-           "InstanceNorm", "conv_block", "crop_mouth", "paste_features", "box_grid", "count_params"]
+__all__ = ["VisemeNetConfig", "VisemeGenerator", "KeypointEncoder", "AudioEncoder", "Decoder",
+           "crop_mouth", "paste_features", "box_grid", "count_params"]
 
 
 @dataclass
@@ -71,37 +71,6 @@ class VisemeNetConfig:
         """Decoder width at resolution ``res``: base/2 at ``size``, x2 per halving, capped."""
         level = int(round(math.log2(self.size / res)))
         return max(4, min(self.base * 2 ** level // 2, 4 * self.base))
-
-
-class InstanceNorm(nn.Module):
-    """``nn.InstanceNorm2d(affine=True)`` computed as GroupNorm with one channel per
-    group: identical maths (no running stats, as pix2pixHD), ~10x faster on CPU."""
-
-    def __init__(self, ch: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(ch))
-        self.bias = nn.Parameter(torch.zeros(ch))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.group_norm(x, x.shape[1], self.weight, self.bias, self.eps)
-
-
-def conv_block(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
-    """Conv -> InstanceNorm(affine) -> LeakyReLU(0.2), the paper's basic block."""
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding=(k - 1) // 2 if stride == 1 else 1),
-                         InstanceNorm(cout), nn.LeakyReLU(0.2, inplace=True))
-
-
-class ResBlock(nn.Module):
-    """pix2pixHD residual block: x + IN(conv(LReLU(IN(conv(x)))))."""
-
-    def __init__(self, ch: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(conv_block(ch, ch), nn.Conv2d(ch, ch, 3, padding=1), InstanceNorm(ch))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
 
 
 class KeypointEncoder(nn.Module):

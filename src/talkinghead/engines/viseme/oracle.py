@@ -9,7 +9,7 @@ otherwise empty canvas and the paste mask.  During training the head network
 may be teacher-forced with the ground-truth mouth; at inference it always gets
 the mouth network's output.
 
-Choices where the paper is silent: both networks are U-Nets (strided 3x3 conv
+Choices where the paper is silent: both networks are U-Nets (``talkinghead.nn.UNet``: strided 3x3 conv
 blocks down to ``latent_hw``-ish resolution, residual blocks at the bottleneck,
 nearest-upsample + conv blocks up with skip concatenations), widths follow the
 renderer's ``VisemeNetConfig.base``; the empty canvas is 0 (mid-grey in
@@ -24,9 +24,10 @@ import math
 import torch
 from torch import nn
 
-from .networks import ResBlock, VisemeNetConfig, box_grid, conv_block, crop_mouth
+from ...nn import UNet
+from .networks import VisemeNetConfig, box_grid, crop_mouth
 
-__all__ = ["UNet", "MouthOracle", "HeadOracle", "Oracle", "paste_image"]
+__all__ = ["MouthOracle", "HeadOracle", "Oracle", "paste_image"]
 
 
 def paste_image(canvas_hw: tuple[int, int], mouth_rgb: torch.Tensor, mouth_box: torch.Tensor,
@@ -43,35 +44,6 @@ def paste_image(canvas_hw: tuple[int, int], mouth_rgb: torch.Tensor, mouth_box: 
                                         padding_mode="border", align_corners=False)
     mask = mask.to(mouth_rgb.dtype)
     return sampled * mask, mask
-
-
-class UNet(nn.Module):
-    """Encoder-decoder with skip connections: (B,in_ch,S,S) -> (B,out_ch,S,S) in [-1, 1].
-
-    ``depth`` strided blocks halve the resolution; channels are ``ch0 * 2**level``
-    capped at ``ch_max``; ``2 * max(1, n_res)`` residual blocks sit at the bottleneck.
-    """
-
-    def __init__(self, in_ch: int, out_ch: int, ch0: int, depth: int, ch_max: int, n_res: int = 1) -> None:
-        super().__init__()
-        chs = [min(ch0 * 2 ** i, ch_max) for i in range(depth + 1)]
-        self.stem = conv_block(in_ch, chs[0], k=3)
-        self.downs = nn.ModuleList(conv_block(chs[i], chs[i + 1], 3, stride=2) for i in range(depth))
-        self.mid = nn.Sequential(*[ResBlock(chs[-1]) for _ in range(max(1, n_res) * 2)])
-        self.ups = nn.ModuleList(
-            nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"), conv_block(chs[i + 1], chs[i]))
-            for i in reversed(range(depth)))
-        self.merges = nn.ModuleList(conv_block(2 * chs[i], chs[i]) for i in reversed(range(depth)))
-        self.head = nn.Sequential(nn.Conv2d(chs[0], out_ch, 3, padding=1), nn.Tanh())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = [self.stem(x)]
-        for down in self.downs:
-            skips.append(down(skips[-1]))
-        h = self.mid(skips.pop())
-        for up, merge in zip(self.ups, self.merges):
-            h = merge(torch.cat([up(h), skips.pop()], dim=1))
-        return self.head(h)
 
 
 def _depth(side: int, target: int) -> int:

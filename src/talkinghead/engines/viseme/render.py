@@ -1,19 +1,16 @@
-"""Inference helpers: per-pose-frame drawings and the compositor.
+"""Inference helpers: the upper-face drawings of replayed frames and the paste back into them.
 
-The compositor pastes a rendered model crop back into subject frame j: the
-crop is resized to the model box and blended under a feathered mask of j's
-lower face, so hair, torso and background stay the recorded pixels.
+The rendered model crop is resized to the model box and blended into subject
+frame j under a feathered mask of j's lower face (``compose.lower_face_mask``),
+so hair, torso and background stay the recorded pixels.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
-import cv2
 import numpy as np
 import torch
 
+from ...compose import RecordedFrames, lower_face_mask
 from ...subject import Subject
 from . import drawing as D
 from .data import FrameStore, eye_override
@@ -27,47 +24,19 @@ def to_tensor(x: np.ndarray, device: str, channels_last: bool = False) -> torch.
 
 class Compositor:
     def __init__(self, subject: Subject, store: FrameStore, cache: int = 64):
-        self.subject, self.store = subject, store
-        self.box = store.box
-        self.lm = store.landmarks
+        self.store, self.box, self.lm = store, store.box, store.landmarks
         self.eye = subject.tracks["eye"]
-        self._cache: OrderedDict[int, dict] = OrderedDict()
-        self._size = cache
-        self._lock = threading.Lock()  # drawings are made on a worker thread while frames are pasted
         x0, y0, side = self.box
-        self.region = (int(round(x0)), int(round(y0)), int(round(side)))
-
-    def _frame(self, j: int) -> dict:
-        with self._lock:
-            if j in self._cache:
-                self._cache.move_to_end(j)
-                return self._cache[j]
-        labels = self.subject.mask(j)
-        x0, y0, side = self.region
-        mask = D.composite_mask(self.lm[j], labels.shape, feather=max(3.0, side / 40))
-        item = {"frame": self.subject.frame(j), "labels": labels,
-                "mask": mask[y0:y0 + side, x0:x0 + side, None]}
-        with self._lock:
-            self._cache[j] = item
-            if len(self._cache) > self._size:
-                self._cache.popitem(last=False)
-        return item
+        region = (int(round(x0)), int(round(y0)), int(round(side)))
+        feather = max(3.0, region[2] / 40)
+        self.frames = RecordedFrames(subject, region, lambda j, shape: lower_face_mask(self.lm[j], shape, feather),
+                                     cache)
 
     def upper_drawing(self, j: int, eye: np.ndarray | None = None) -> np.ndarray:
         lm = self.lm[j]
         if eye is not None:
             lm = eye_override(lm, self.eye[j], eye)
-        return D.draw(lm, self.box, self.store.size, full=False, labels=self._frame(j)["labels"])
+        return D.draw(lm, self.box, self.store.size, full=False, labels=self.frames.get(j)["labels"])
 
     def paste(self, crop: np.ndarray, j: int) -> np.ndarray:
-        item = self._frame(j)
-        x0, y0, side = self.region
-        out = item["frame"].copy()
-        h, w = out.shape[:2]
-        patch = cv2.resize(crop, (side, side), interpolation=cv2.INTER_LINEAR if side > crop.shape[0] else cv2.INTER_AREA)
-        ys, xs = slice(max(0, y0), min(h, y0 + side)), slice(max(0, x0), min(w, x0 + side))
-        py, px = slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0)
-        m = item["mask"][py, px]
-        region = out[ys, xs].astype(np.float32)
-        out[ys, xs] = (region + m * (patch[py, px].astype(np.float32) - region)).round().astype(np.uint8)
-        return out
+        return self.frames.paste(crop, j)

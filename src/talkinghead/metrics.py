@@ -1,7 +1,10 @@
-"""Image metrics on numpy arrays: PSNR, SSIM, CPBD sharpness and background flicker.
+"""Image metrics on numpy arrays: PSNR, SSIM, CPBD sharpness, background flicker, validation frames.
 
 All functions are pure: they take arrays (uint8 or float, values in [0, 255]
 unless stated) and return plain Python floats, so results go straight into JSON.
+This module sits on a low floor so that engines' validation, the trainer and
+``evaluate`` all measure with the same code; SSIM is ``talkinghead.nn.ssim``
+run in float64.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from itertools import zip_longest
 import numpy as np
 from scipy import ndimage
 
-from ..errors import InputError
+from .errors import InputError
 
 _SENTINEL = object()
 
@@ -54,31 +57,6 @@ def psnr(a: np.ndarray, b: np.ndarray, max_val: float = 255.0, cap: float = 100.
     return float(min(cap, 10.0 * np.log10(max_val**2 / mse)))
 
 
-def gaussian_window(win: int = 11, sigma: float = 1.5) -> np.ndarray:
-    """1-D Gaussian of length ``win`` normalised to sum 1 (the SSIM window is its outer product)."""
-    x = np.arange(win, dtype=np.float64) - (win - 1) / 2.0
-    g = np.exp(-(x**2) / (2.0 * sigma**2))
-    return g / g.sum()
-
-
-def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Separable correlation with ``g`` in both axes, keeping only the 'valid' part."""
-    r = len(g) // 2
-    y = ndimage.correlate1d(x, g, axis=0, mode="constant")
-    y = ndimage.correlate1d(y, g, axis=1, mode="constant")
-    return y[r : x.shape[0] - r, r : x.shape[1] - r]
-
-
-def _ssim_gray(x: np.ndarray, y: np.ndarray, g: np.ndarray, c1: float, c2: float) -> float:
-    mx, my = _filter_valid(x, g), _filter_valid(y, g)
-    sxx = _filter_valid(x * x, g) - mx * mx
-    syy = _filter_valid(y * y, g) - my * my
-    sxy = _filter_valid(x * y, g) - mx * my
-    num = (2 * mx * my + c1) * (2 * sxy + c2)
-    den = (mx * mx + my * my + c1) * (sxx + syy + c2)
-    return float(np.mean(num / den))
-
-
 def ssim(a: np.ndarray, b: np.ndarray, max_val: float = 255, sigma: float = 1.5, win: int = 11,
          K1: float = 0.01, K2: float = 0.03) -> float:
     """Structural similarity, Wang, Bovik, Sheikh & Simoncelli, IEEE TIP 13(4), 2004.
@@ -91,15 +69,17 @@ def ssim(a: np.ndarray, b: np.ndarray, max_val: float = 255, sigma: float = 1.5,
     over windows fully inside the image ('valid' filtering, as in the authors'
     ``ssim_index.m``; no automatic downsampling). RGB (H, W, C) images: mean of
     the per-channel SSIMs. Images must be at least ``win`` pixels on each side.
+    Computed by ``talkinghead.nn.ssim`` (the training loss) in float64.
     """
+    import torch
+
+    from .nn.losses import ssim as ssim_t
+
     a, b = _pair(a, b)
     if a.ndim not in (2, 3) or min(a.shape[:2]) < win:
         raise InputError(f"SSIM needs 2-D or (H, W, C) images of at least {win}x{win}, got {a.shape}")
-    g = gaussian_window(win, sigma)
-    c1, c2 = (K1 * max_val) ** 2, (K2 * max_val) ** 2
-    if a.ndim == 2:
-        return _ssim_gray(a, b, g, c1, c2)
-    return float(np.mean([_ssim_gray(a[..., c], b[..., c], g, c1, c2) for c in range(a.shape[2])]))
+    to_t = lambda x: torch.from_numpy(x if x.ndim == 3 else x[..., None]).permute(2, 0, 1)[None]  # noqa: E731
+    return float(ssim_t(to_t(a), to_t(b), data_range=max_val, win=win, sigma=sigma, k1=K1, k2=K2)[0])
 
 
 def _to_gray(img: np.ndarray) -> np.ndarray:
@@ -260,3 +240,17 @@ def flicker(frames_rendered: Iterable[np.ndarray], frames_real: Iterable[np.ndar
     if acc_r.value is None or acc_g.value is None:
         return None
     return float(acc_r.value - acc_g.value)
+
+
+def validate_frames(pred, real, boxes) -> dict[str, float]:
+    """Mean PSNR of predicted vs real frames over the whole frame and inside each frame's box.
+
+    ``pred``, ``real``: sequences of (H, W, 3) uint8 frames; ``boxes``: (N, 4) x0, y0, x1, y1 in
+    their pixels (the mouth box). Returns ``{"psnr", "psnr_mouth"}`` in dB: what the trainer logs
+    at every checkpoint, for every engine.
+    """
+    full = [psnr(p, g) for p, g in zip(pred, real)]
+    mouth = [psnr(crop_box(p, box), crop_box(g, box)) for p, g, box in zip(pred, real, boxes)]
+    if not full:
+        raise InputError("no validation frames")
+    return {"psnr": float(np.mean(full)), "psnr_mouth": float(np.mean(mouth))}

@@ -1,0 +1,44 @@
+"""Blending generated pixels with recorded ones: pure functions on numpy arrays or torch tensors."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["over", "blend", "paste"]
+
+
+def over(rgb, alpha, under):
+    """Premultiplied Porter-Duff 'over': ``rgb + (1 - alpha) * under``.
+
+    ``rgb`` (..., C) premultiplied colour on top, ``alpha`` its opacity, either (...) (broadcast over
+    the channels) or the same shape as ``rgb``; ``under`` what lies beneath (any broadcastable shape).
+    Also combines opacities: ``over(a_top, a_top, a_under)`` is the opacity of the stack.
+    Works on numpy arrays and torch tensors alike.
+    """
+    if alpha.ndim == rgb.ndim - 1:
+        alpha = alpha[..., None]
+    return rgb + (1 - alpha) * under
+
+
+def blend(under, top, mask):
+    """``under + mask * (top - under)``: straight (non-premultiplied) blend under a soft mask in [0, 1]."""
+    return under + mask * (top - under)
+
+
+def paste(frame: np.ndarray, crop: np.ndarray, region: tuple[int, int, int], mask: np.ndarray) -> np.ndarray:
+    """``frame`` (H, W, 3) uint8 with a square ``crop`` blended in at ``region`` = (x0, y0, side).
+
+    The crop is resized to ``side`` (area filter when shrinking, bilinear when growing); ``mask``
+    (side, side, 1) float in [0, 1] weighs it against the frame. Parts of the region outside the
+    frame are dropped. Returns a new frame.
+    """
+    x0, y0, side = region
+    out = frame.copy()
+    h, w = out.shape[:2]
+    patch = cv2.resize(crop, (side, side), interpolation=cv2.INTER_LINEAR if side > crop.shape[0] else cv2.INTER_AREA)
+    ys, xs = slice(max(0, y0), min(h, y0 + side)), slice(max(0, x0), min(w, x0 + side))
+    py, px = slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0)
+    region_px = out[ys, xs].astype(np.float32)
+    out[ys, xs] = blend(region_px, patch[py, px].astype(np.float32), mask[py, px]).round().astype(np.uint8)
+    return out

@@ -1,0 +1,55 @@
+"""``RecordedFrames``: the subject frames an engine pastes into, with labels and paste masks, cached.
+
+Rendering replays recorded frames (the drive's ``pose_index``); consecutive
+output frames mostly reuse a few of them, so each is read and its mask built
+once. Thread-safe: engines prepare the next batch on a worker thread while the
+current one is pasted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Callable
+
+import numpy as np
+
+from ..subject import Subject
+from .blend import paste
+
+MaskFn = Callable[[int, tuple[int, int]], np.ndarray]  # (frame index, (H, W)) -> float mask (H, W)
+
+
+class RecordedFrames:
+    """Frame ``j`` of ``subject`` with its label map and the ``mask_fn`` mask cut to ``region``.
+
+    ``region`` = (x0, y0, side) in subject pixels: the square a generated crop covers.
+    """
+
+    def __init__(self, subject: Subject, region: tuple[int, int, int], mask_fn: MaskFn, cache: int = 64):
+        self.subject, self.region, self.mask_fn = subject, tuple(int(v) for v in region), mask_fn
+        self._cache: OrderedDict[int, dict] = OrderedDict()
+        self._size = cache
+        self._lock = threading.Lock()
+
+    def get(self, j: int) -> dict:
+        """``{"frame": (H, W, 3) uint8, "labels": (H, W) uint8, "mask": (side, side, 1) float32}``."""
+        with self._lock:
+            if j in self._cache:
+                self._cache.move_to_end(j)
+                return self._cache[j]
+        labels = self.subject.mask(j)
+        x0, y0, side = self.region
+        mask = self.mask_fn(j, labels.shape)
+        item = {"frame": self.subject.frame(j), "labels": labels,
+                "mask": mask[y0:y0 + side, x0:x0 + side, None]}
+        with self._lock:
+            self._cache[j] = item
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return item
+
+    def paste(self, crop: np.ndarray, j: int) -> np.ndarray:
+        """Recorded frame ``j`` with ``crop`` (side-agnostic square) blended in under its mask."""
+        item = self.get(j)
+        return paste(item["frame"], crop, self.region, item["mask"])

@@ -1,0 +1,54 @@
+"""``build_drive``: the one way ``say``, ``evaluate`` and ``serve`` turn speech into what an engine renders.
+
+It checks the request against the engine's declared abilities first (one clear
+error naming what the engine can do), computes only the audio features the
+engine declares, and takes poses and eyes from a ``Schedule``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..engines.base import Drive, Engine
+from ..errors import InputError
+from .schedule import Schedule
+from .speech import Speech, load_speech
+
+
+def read_background(path: str | Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError(f"{path}: not a readable image")
+    return img[..., ::-1].copy()
+
+
+def check_request(engine: Engine, pose="train", background=None, eye_level: float | None = None) -> None:
+    """Every ability a drive can ask of an engine, checked in this one place."""
+    if isinstance(pose, (str, Path)) and str(pose) not in ("train", "still"):
+        engine.require("free_pose")
+    if background is not None:
+        engine.require("background_swap")
+    if eye_level is not None:
+        engine.require("eye_control")
+
+
+def build_drive(engine: Engine, audio: str | Path | None = None, text: str | None = None,
+                speech: Speech | None = None, pose="train", blink: str = "auto", eye_level: float | None = None,
+                background: str | Path | np.ndarray | None = None, seed: int = 0) -> Drive:
+    """A whole drive for ``engine`` from ``audio`` (a file), ``text`` (TTS) or ready ``speech``.
+
+    ``pose``: ``train``, ``still``, a pose file, or recorded frame indices (see ``Schedule``);
+    ``background``: an image (path or RGB array) to render over, for engines that can.
+    """
+    check_request(engine, pose, background, eye_level)
+    subject = engine.subject
+    schedule = Schedule(subject, pose=pose, blink=blink, eye_level=eye_level, seed=seed)
+    if isinstance(background, (str, Path)):
+        background = read_background(background)
+    if speech is None:
+        speech = load_speech(audio, text, subject.fps, engine.features)
+    return Drive(fps=subject.fps, visemes=speech.visemes, mel_windows=speech.mel_windows, audio=speech.audio,
+                 background=background, **schedule.rows(0, len(speech)))

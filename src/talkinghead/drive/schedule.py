@@ -1,0 +1,142 @@
+"""Head pose and eyes per output frame: which recorded frame to replay, a user pose, blinks.
+
+A ``Schedule`` answers for any range of output frames without knowing how many
+will come, so a stream (live audio) and a whole file get the same rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..subject import Subject
+
+
+def pingpong(n: int, lo: int, hi: int, start: int = 0) -> np.ndarray:
+    """Indices lo..hi-1 played forwards then backwards, repeated: output frames start..start+n-1."""
+    span = hi - lo
+    if span <= 1:
+        return np.full(n, lo)
+    period = 2 * (span - 1)
+    k = (start + np.arange(n)) % period
+    return lo + np.where(k < span, k, period - k)
+
+
+def still_frame(subject: Subject) -> int:
+    """A training frame near the median head pose with open eyes and a closed mouth."""
+    tr = subject.tracks
+    idx = subject.split("train")
+    e = tr["euler_deg"][idx]
+    dev = np.linalg.norm(e - np.median(e, axis=0), axis=1)
+    eye = tr["eye"][idx].mean(1)
+    ap = tr["aperture"][idx]
+    score = dev / (dev.std() + 1e-6) + 2 * (eye < np.median(eye)) + ap / (ap.std() + 1e-6)
+    return int(idx[np.argmin(score)])
+
+
+class Blinks:
+    """Eye openness with blinks every 2-6 s lasting ~0.2 s (a smooth dip to 10 %), for any frame range."""
+
+    def __init__(self, fps: float, open_eye: np.ndarray, seed: int = 0):
+        self.fps, self.open_eye = fps, np.asarray(open_eye, np.float32)
+        self.rng = np.random.default_rng(seed)
+        self.times: list[tuple[float, float]] = []  # (start s, duration s)
+        self.next_t = float(self.rng.uniform(0.5, 2.5))
+
+    def rows(self, a: int, b: int) -> np.ndarray:
+        while self.next_t * self.fps < b:  # draw blinks as far as needed, in the same order always
+            self.times.append((self.next_t, float(self.rng.uniform(0.15, 0.25))))
+            self.next_t += float(self.rng.uniform(2.0, 6.0))
+        eye = np.tile(self.open_eye, (b - a, 1))
+        k = np.arange(a, b) / self.fps
+        for t, dur in self.times:
+            dip = np.clip(1 - np.abs(k - t - dur / 2) / (dur / 2), 0, 1)  # triangle
+            eye *= (1 - 0.9 * dip)[:, None]
+        return eye
+
+
+def natural_blinks(n: int, fps: float, open_eye: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(n, 2) eye openness with natural blinks (see ``Blinks``)."""
+    return Blinks(fps, open_eye, seed).rows(0, n)
+
+
+def load_pose_table(path: str | Path) -> np.ndarray:
+    """A user head-pose file → (M, 3|6) rows.
+
+    ``.npy`` or whitespace/comma text, one row per output frame (looped if
+    shorter): ``yaw pitch roll`` in degrees (translation of the still frame) or
+    ``yaw pitch roll tx ty tz`` (cm), conventions as ``tracks.npz``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--pose {path}: use train, still or an existing pose file")
+    try:
+        arr = np.load(p) if p.suffix == ".npy" else np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None,
+                                                                ndmin=2)
+    except ValueError as e:
+        raise InputError(f"{p}: not a pose table ({e})") from None
+    arr = np.atleast_2d(np.asarray(arr, np.float64))
+    if arr.ndim != 2 or arr.shape[1] not in (3, 6) or len(arr) == 0 or not np.isfinite(arr).all():
+        raise InputError(f"{p}: expected rows of 'yaw pitch roll' or 'yaw pitch roll tx ty tz', got shape {arr.shape}")
+    return arr
+
+
+class Schedule:
+    """Rows of a drive other than audio: ``pose_index``, ``eye``, and ``rotation``/``translation``.
+
+    ``pose``: ``"train"`` replays the training track back and forth, ``"still"`` holds one
+    frame, a path reads a pose table (engines with free poses), an int array gives the
+    recorded frames to replay (self-driven evaluation). ``blink``: ``"auto"`` (the replayed
+    frames' own eyes when replaying, else natural blinks) or ``"none"``; ``eye_level`` (0 closed
+    … 1 open) holds the eyes at a fixed openness.
+    """
+
+    def __init__(self, subject: Subject, pose="train", blink: str = "auto", eye_level: float | None = None,
+                 seed: int = 0):
+        from ..geometry.pose import matrix_from_euler
+
+        self.subject, tr = subject, subject.tracks
+        self.lo, self.hi = subject.meta["split"]["train"]
+        self.frames = np.asarray(pose, np.int64) if not isinstance(pose, (str, Path)) else None
+        self.replay = self.frames is not None or pose == "train"
+        self.table = None
+        if self.frames is None and pose not in ("train", "still"):
+            t = load_pose_table(pose)
+            self.table = (np.stack([matrix_from_euler(*row[:3]) for row in t]).astype(np.float32),
+                          t[:, 3:].astype(np.float32) if t.shape[1] == 6 else None)
+        self.still = still_frame(subject) if not self.replay else None
+        if blink not in ("auto", "none"):
+            raise InputError(f"unknown --blink {blink!r}; use auto or none")
+        if eye_level is not None and not 0 <= eye_level <= 1.5:
+            raise InputError(f"--eye {eye_level}: use 0 (closed) … 1 (open)")
+        self.track_eye = tr["eye"]
+        self.open_eye = np.percentile(self.track_eye[self.lo:self.hi], 70, axis=0)
+        self.blink, self.eye_level = blink, eye_level
+        self.blinks = Blinks(subject.fps, self.open_eye, seed)
+
+    def rows(self, a: int, b: int) -> dict[str, np.ndarray | None]:
+        n = b - a
+        if self.frames is not None:
+            if b > len(self.frames):
+                raise InputError(f"the drive has {b} frames but only {len(self.frames)} poses were given")
+            pose_index = self.frames[a:b]
+        elif self.replay:
+            pose_index = pingpong(n, self.lo, self.hi, start=a)
+        else:
+            pose_index = np.full(n, self.still)
+        rot = trans = None
+        if self.table is not None:
+            k = np.arange(a, b) % len(self.table[0])
+            rot = self.table[0][k]
+            trans = (self.table[1][k] if self.table[1] is not None
+                     else np.tile(self.subject.tracks["translation"][self.still], (n, 1)).astype(np.float32))
+        if self.eye_level is not None:
+            eye = np.tile(self.open_eye * self.eye_level, (n, 1))
+        elif self.blink == "none":
+            eye = np.tile(self.open_eye, (n, 1))
+        else:
+            eye = self.track_eye[pose_index] if self.replay else self.blinks.rows(a, b)
+        return {"pose_index": pose_index.astype(np.int64), "eye": eye.astype(np.float32),
+                "rotation": rot, "translation": trans}

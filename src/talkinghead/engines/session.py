@@ -1,0 +1,82 @@
+"""``RenderSession``: render a drive that arrives in chunks, with the engine's bounded look-ahead.
+
+``push(chunk)`` yields the frames that can now be rendered, ``end()`` the rest.
+Frame k is rendered once the drive holds frame ``k + engine.lookahead`` (the
+future audio context its feature windows reach) or the drive has ended. Frames
+go to the engine in batches counted from the session's first frame, so the
+output does not depend on how the drive was cut: ``say`` (a whole file pushed
+in one-second chunks) and a live stream (audio as it arrives) render the same
+frames from the same drive. Only the recent past is kept (``history`` frames
+before the next frame to render), so memory stays bounded however long the
+stream runs. The engine's ``prepare_batch`` for the next batch runs on a worker
+thread while the current batch renders.
+
+Latency of a live stream = the audio features' own delay (``audio/stream.py``)
++ ``lookahead`` frames + one batch of render time.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
+
+import numpy as np
+
+from .base import Drive, Engine
+
+
+class RenderSession:
+    def __init__(self, engine: Engine, batch_size: int = 8, history: int = 16):
+        self.engine, self.batch_size, self.history = engine, max(1, batch_size), history
+        self.lookahead = int(engine.lookahead)
+        self.parts: list[Drive] = []
+        self.base = 0  # absolute frame index of the first kept row
+        self.received = 0  # frames pushed so far
+        self.done = 0  # frames rendered so far
+        self.state: dict = {}  # the engine's per-session state (e.g. a smoothed audio code)
+        self.ended = False
+
+    def push(self, chunk: Drive) -> Iterator[np.ndarray]:
+        if self.ended:
+            raise RuntimeError("push after end()")
+        if len(chunk):
+            self.parts.append(chunk)
+            self.received += len(chunk)
+        yield from self._render(self.received - self.lookahead, final=False)
+
+    def end(self) -> Iterator[np.ndarray]:
+        self.ended = True
+        yield from self._render(self.received, final=True)
+
+    def _batches(self, upto: int, final: bool) -> list[np.ndarray]:
+        out, k = [], self.done
+        while upto - k >= self.batch_size or (final and upto > k):
+            out.append(np.arange(k, min(upto, k + self.batch_size)))
+            k = int(out[-1][-1]) + 1
+        return out
+
+    def _render(self, upto: int, final: bool) -> Iterator[np.ndarray]:
+        batches = self._batches(upto, final)
+        if not batches:
+            return
+        rows = Drive.concat(self.parts)
+        local = [ks - self.base for ks in batches]
+        eng = self.engine
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(eng.prepare_batch, rows, local[0])
+            for n, ks in enumerate(local):
+                prepared = pending.result()
+                if n + 1 < len(local):
+                    pending = pool.submit(eng.prepare_batch, rows, local[n + 1])
+                frames = eng.render_batch(rows, ks, prepared, self.state)
+                self.done += len(ks)
+                yield from frames
+        self._trim(rows)
+
+    def _trim(self, rows: Drive) -> None:
+        """Keep ``history`` frames before the next frame to render (the windows' past context)."""
+        keep_from = max(self.base, self.done - self.history)
+        if keep_from > self.base:
+            rows = rows.rows(keep_from - self.base, len(rows))
+            self.base = keep_from
+        self.parts = [rows] if len(rows) else []

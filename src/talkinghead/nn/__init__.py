@@ -1,0 +1,17 @@
+"""Shared torch building blocks (one of each): layers, the PatchGAN and its losses, SSIM, input scaling.
+
+Engines compose their networks from these (diffusers' "shared blocks, one model per file"):
+
+* :mod:`.blocks` -- ``InstanceNorm``, ``conv_block``, ``ResBlock``, ``UNet``
+* :mod:`.gan` -- ``PatchDiscriminator``, LSGAN losses, discriminator feature matching
+* :mod:`.losses` -- ``smooth_l1``, ``ssim``, ``ms_ssim``, ``ms_ssim_loss`` (differentiable, any float dtype)
+* :mod:`.standardise` -- ``Standardise``, per-channel input statistics kept with the weights
+"""
+
+from .blocks import InstanceNorm, ResBlock, UNet, conv_block
+from .gan import PatchDiscriminator, feature_matching_loss, gan_loss_d, gan_loss_g
+from .losses import ms_ssim, ms_ssim_loss, smooth_l1, ssim
+from .standardise import Standardise
+
+__all__ = ["InstanceNorm", "ResBlock", "UNet", "conv_block", "PatchDiscriminator", "feature_matching_loss",
+           "gan_loss_d", "gan_loss_g", "ms_ssim", "ms_ssim_loss", "smooth_l1", "ssim", "Standardise"]
