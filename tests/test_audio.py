@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -198,3 +199,45 @@ def test_compute_features_recognises_phones_by_default(tts16k):
     assert feats["mel"].shape == (1 + len(tts16k.audio) // 160, 80)
     assert feats["visemes"].shape == (30, 15) and len(feats["phone_labels"]) > 5
     assert (feats["phone_visemes"] == BILABIAL).sum() >= 2
+
+
+# ---------------------------------------------------------------- streaming features
+
+@pytest.mark.parametrize("fps,chunk", [(25.0, 160), (25.0, 1601), (30.0, 4000), (29.97, 10 ** 6)])
+def test_feature_stream_equals_whole_file_features(tts16k, fps, chunk):
+    """Pushed in chunks, the stream gives the whole recording's log-mel windows (up to float rounding: at
+    most one float16 step in a few elements) and, with known phone timings, exactly its visemes."""
+    import math
+
+    from talkinghead.audio.stream import stream_features
+
+    wav = tts16k.audio.astype(np.float32)
+    wav = np.concatenate([wav, wav[:16000 * 3]])  # > 4 s: the stream forgets old audio as it goes
+    n = math.ceil(len(wav) / 16000 * fps)
+    ref = compute_audio_features(wav, 16000, n, fps, phones=tts16k.phonemes)
+    got = stream_features(wav, fps, chunk, phones=tts16k.phonemes)
+    assert got["mel_windows"].shape == (n, 16, 80)
+    diff = np.abs(got["mel_windows"] - ref["mel_windows"].astype(np.float32))
+    assert diff.max() <= 1 / 64 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
+    assert np.array_equal(got["visemes"], ref["visemes"])
+
+
+def test_feature_stream_delay_is_bounded(tts16k):
+    """A frame comes out at most ~90 ms (log-mel window + FFT frame) after its audio, or commit_s
+    + a frame later with phones recognised live; live phones follow the file path's mouth opening."""
+    from talkinghead.audio.stream import FeatureStream
+
+    wav, fps, step = tts16k.audio.astype(np.float32), 25.0, 160
+    for kw, delay in (({"phones": tts16k.phonemes}, 0.1), ({"recognise": True, "commit_s": 0.2}, 0.2 + 0.05)):
+        fs, have, visemes = FeatureStream(fps, **kw), 0, []
+        for a in range(0, len(wav), step):
+            out = fs.push(wav[a:a + step])
+            have += len(out["mel_windows"])
+            visemes.append(out["visemes"])
+            t = (a + step) / 16000
+            assert have >= math.floor((t - delay) * fps) - 1, (kw.keys(), t, have)
+        visemes.append(fs.end()["visemes"])
+    live = np.concatenate(visemes)
+    batch = compute_audio_features(wav, 16000, len(live), fps)["visemes"]
+    prior = np.array([mouth_openness_prior(i) for i in range(len(VISEMES))])
+    assert np.corrcoef(live @ prior, batch @ prior)[0, 1] > 0.7

@@ -247,3 +247,15 @@ def test_write_report_self_contained(tmp_path):
     assert "<table" in minimal and "data:image/png" not in minimal
     with pytest.raises(ValueError):
         write_report(tmp_path / "x", {"bogus": 1})
+
+
+def test_validate_frames_closed_form():
+    from talkinghead.metrics import validate_frames
+
+    real = np.zeros((2, 20, 20, 3), np.uint8)
+    pred = real.copy()
+    pred[:, 5:10, 5:10] = 10  # all the error inside the box
+    box = np.array([[5, 5, 10, 10], [5, 5, 10, 10]], float)
+    v = validate_frames(pred, real, box)
+    assert v["psnr_mouth"] == pytest.approx(10 * np.log10(255 ** 2 / 100))
+    assert v["psnr"] == pytest.approx(10 * np.log10(255 ** 2 / (100 * 25 / 400)))

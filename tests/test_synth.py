@@ -17,7 +17,7 @@ from talkinghead.errors import InputError
 from talkinghead.geometry.face import eye_openness, mouth_aperture
 from talkinghead.io.video import iter_frames, probe
 from talkinghead.synth import SENTENCES, sidecar_paths, synthesize_speaker
-from talkinghead.synth.motion import MotionConfig, rotation_matrix
+from talkinghead.synth.head_motion import MotionConfig, rotation_matrix
 
 SIZE, SECONDS, FPS = 256, 5.0, 25
 

@@ -22,17 +22,12 @@ TINY = ["size=64", "mouth_size=32", "base=8", "batch_size=8", "gan_start=100000"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    os.environ["TALKINGHEAD_QUIET"] = "1"
-    from talkinghead.prepare.pipeline import PrepareConfig, prepare
-    from talkinghead.synth.speaker import synthesize_speaker
+def trained(tmp_path_factory, speaker_subject):
     from talkinghead.train.pipeline import train
 
     tmp = tmp_path_factory.mktemp("viseme")
-    video = synthesize_speaker(tmp / "speaker.mp4", seconds=14, seed=3, size=256)
-    subject = prepare(video, tmp / "subject", config=PrepareConfig(size=256))
-    model = train(subject, "viseme", tmp / "model", steps=900, device="cpu", overrides=TINY)
-    return {"tmp": tmp, "subject": subject, "model": model}
+    model = train(speaker_subject, "viseme", tmp / "model", steps=900, device="cpu", overrides=TINY)
+    return {"tmp": tmp, "subject": speaker_subject, "model": model}
 
 
 def aperture_of(video: Path) -> np.ndarray:
@@ -182,3 +177,22 @@ def test_self_driven_evaluation_ranks_trained_above_untrained(trained, tmp_path,
     bad = json.loads((tmp_path / "bad" / "metrics.json").read_text())
     assert good["psnr"] > bad["psnr"] + 3 and good["psnr_mouth"] > bad["psnr_mouth"] + 3
     assert good["ssim"] > bad["ssim"]
+
+
+def test_streamed_audio_renders_exactly_the_frames_say_renders(trained, tmp_path):
+    """File output and live output cannot drift apart: a wav pushed in 0.1 s chunks through a
+    DriveStream and a render session gives the frames of ``say``'s path, bit for bit."""
+    from talkinghead.audio.tts import write_tts
+    from talkinghead.drive import DriveStream, build_drive, read_speech
+    from talkinghead.engines.modeldir import load_engine
+
+    write_tts("Papa. Ah. Bob.", tmp_path / "p.wav")
+    wav, phones = read_speech(tmp_path / "p.wav")
+    eng = load_engine(trained["model"], "cpu")
+    whole = np.stack(list(eng.render(build_drive(eng, audio=tmp_path / "p.wav"))))
+    stream, session, out = DriveStream(eng, phones=phones), eng.session(8), []
+    for a in range(0, len(wav), 1600):
+        out += list(session.push(stream.push(wav[a:a + 1600])))
+    out += list(session.push(stream.end())) + list(session.end())
+    assert len(out) == len(whole) == math.ceil(len(wav) / 16000 * 25)
+    assert np.array_equal(np.stack(out), whole)

@@ -1,13 +1,10 @@
-"""Tests of the viseme engine's networks (NEON generator, oracle, discriminator, losses)."""
+"""Tests of the viseme engine's networks (NEON generator, oracle, feature paste)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from talkinghead.nn import (
-    PatchDiscriminator, feature_matching_loss, gan_loss_d, gan_loss_g, ms_ssim_loss, smooth_l1,
-)
 from talkinghead.engines.viseme.networks import (
     VisemeGenerator, VisemeNetConfig, crop_mouth, paste_features,
 )
@@ -96,23 +93,6 @@ def test_oracle_shapes_and_teacher_forcing():
     assert torch.equal(f1, f2) and m1.shape == (2, 3, 32, 32)
 
 
-def test_discriminator_and_gan_losses():
-    d = PatchDiscriminator(in_ch=3, base=8, n_layers=3)
-    x = torch.rand(2, 3, 64, 64) * 2 - 1
-    *feats, logits = d(x)
-    assert len(feats) == 4 and logits.shape[:2] == (2, 1) and logits.shape[-1] == 6
-    fake = d(x.flip(-1))[-1]
-    assert gan_loss_d(logits, fake) >= 0 and gan_loss_g(fake) >= 0
-    assert gan_loss_g(torch.ones(2, 1, 6, 6)) == 0
-    assert gan_loss_d(torch.ones(2, 1, 6, 6), torch.zeros(2, 1, 6, 6)) == 0
-    fake_feats = d(x * 0.5)[:-1]
-    fm = feature_matching_loss(feats, fake_feats)
-    assert fm > 0 and feature_matching_loss(feats, feats) == 0
-    assert smooth_l1(x, x) == 0 and smooth_l1(x, x + 1) > 0
-    d_in = PatchDiscriminator(in_ch=4, base=8, spectral=False, instance=True)
-    assert d_in(torch.rand(1, 4, 64, 64))[-1].shape == (1, 1, 6, 6)
-
-
 def test_paste_features_exact_inside_box():
     face = torch.randn(2, 5, 32, 32)
     mouth = torch.full((2, 5, 16, 16), 7.0)
@@ -169,18 +149,6 @@ def test_paste_image_roundtrip():
     assert torch.equal(mask[0, 0, 24:40, 20:36], torch.ones(16, 16))
     back = crop_mouth(canvas, box, 16)
     assert torch.allclose(back, mouth, atol=1e-5)
-
-
-def test_ms_ssim_loss():
-    x = torch.rand(2, 3, 64, 64) * 2 - 1
-    assert ms_ssim_loss(x, x).abs() < 1e-5
-    losses = [ms_ssim_loss(x, (x + s * torch.randn_like(x)).clamp(-1, 1)).item() for s in (0.05, 0.2, 0.6)]
-    assert 0 < losses[0] < losses[1] < losses[2]
-    small = torch.rand(1, 3, 16, 16)
-    y = small.clone().requires_grad_(True)
-    loss = ms_ssim_loss(small, y + 0.1 * torch.randn_like(small))
-    loss.backward()
-    assert torch.isfinite(loss) and loss > 0 and torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
 
 
 def test_gradients_reach_audio_encoder_and_mouth_decoder():

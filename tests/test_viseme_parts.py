@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from talkinghead.compose import lower_face_mask
 from talkinghead.engines.viseme import drawing as D
 from talkinghead.engines.viseme.data import eye_override
 from talkinghead.engines.viseme.mashing import mash
@@ -87,13 +86,3 @@ def test_natural_blinks_are_spaced_and_short():
     gaps = np.diff(starts) / 25
     assert 10 <= len(starts) <= 30 and gaps.min() >= 1.9 and gaps.max() <= 6.3
     assert closed.mean() < 0.1
-
-
-@pytest.mark.parametrize("frac", [0.1, 0.5])
-def test_composite_mask_is_soft_and_covers_the_lower_face(frac):
-    uv, *_ = posed(0, 0, 0)
-    lm = np.concatenate([uv, np.zeros((len(uv), 1))], 1)
-    m = lower_face_mask(lm, (256, 256), feather=6 * frac + 2)
-    x, y = np.round(uv[13]).astype(int)
-    assert m[y, x] > 0.99 and m[0, 0] == 0 and 0 < m.mean() < 0.5
-    assert ((m > 0.05) & (m < 0.95)).any()

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .wav import SAMPLE_RATE
@@ -72,14 +74,25 @@ def log_mel(audio: np.ndarray, sr: int = SAMPLE_RATE, n_mels: int = 80, hop: int
     x = np.pad(x, pad, mode="reflect" if len(x) > pad else "constant")
     x = np.pad(x, (0, max(0, (n_frames - 1) * hop + n_fft - len(x))))
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop][:n_frames]
+    return np.concatenate([log_mel_frames(frames[i:i + _BLOCK], sr, n_mels, win, fmin, fmax)
+                           for i in range(0, n_frames, _BLOCK)])  # blocks bound memory on long audio
+
+
+@lru_cache(maxsize=4)
+def _window_and_bank(sr: int, n_fft: int, n_mels: int, win: int, fmin: float, fmax: float):
     window = np.zeros(n_fft, np.float32)
     off = (n_fft - win) // 2
     window[off:off + win] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)
-    fb_t = mel_filterbank(sr, n_fft, n_mels, fmin, fmax).astype(np.float32).T
-    mel = np.empty((n_frames, n_mels), np.float32)
-    for i in range(0, n_frames, _BLOCK):  # blocks bound memory on long audio
-        spec = np.fft.rfft(frames[i:i + _BLOCK] * window, axis=1)
-        mel[i:i + _BLOCK] = (spec.real ** 2 + spec.imag ** 2).astype(np.float32) @ fb_t
+    return window, mel_filterbank(sr, n_fft, n_mels, fmin, fmax).astype(np.float32).T
+
+
+def log_mel_frames(frames: np.ndarray, sr: int = SAMPLE_RATE, n_mels: int = 80, win: int = 400,
+                   fmin: float = 55.0, fmax: float = 7600.0) -> np.ndarray:
+    """Log-mel rows (F, n_mels) of already cut FFT frames (F, n_fft): what ``log_mel`` does per row
+    (``audio/stream.py`` calls it on the rows a stream completes)."""
+    window, fb_t = _window_and_bank(sr, frames.shape[1], n_mels, win, fmin, fmax)
+    spec = np.fft.rfft(frames * window, axis=1)
+    mel = (spec.real ** 2 + spec.imag ** 2).astype(np.float32) @ fb_t
     return np.log(np.maximum(mel, LOG_FLOOR)).astype(np.float32)
 
 

@@ -12,6 +12,7 @@ abilities) and below the stages that render: ``say``, ``evaluate``, ``serve``.
 from .build import build_drive, check_request, read_background
 from .schedule import Blinks, Schedule, natural_blinks, pingpong, still_frame
 from .speech import Speech, load_speech, read_speech, speech_features, subject_speech
+from .stream import DriveStream
 
-__all__ = ["Blinks", "Schedule", "Speech", "build_drive", "check_request", "load_speech", "natural_blinks",
+__all__ = ["Blinks", "DriveStream", "Schedule", "Speech", "build_drive", "check_request", "load_speech", "natural_blinks",
            "pingpong", "read_background", "read_speech", "speech_features", "still_frame", "subject_speech"]

@@ -2,7 +2,7 @@
 
 Speech comes from the offline TTS (espeak-ng) with its phoneme timings; the
 phonemes drive the mouth (``mouth.py``), seeded head motion and blinks come
-from ``motion.py``, and every frame warps the base photo (``face.py``) so its
+from ``head_motion.py``, and every frame warps the base photo (``face.py``) so its
 landmarks land on the moving 3-D landmarks' orthographic projection.
 Outputs, all written atomically beside each other::
 
@@ -32,7 +32,7 @@ from ..io.video import VideoWriter
 from ..progress import bar
 from ..utils import ensure_writable_dir, save_npz, write_json
 from .face import MOUTH_LOWER, MOUTH_UPPER, FaceConfig, Warper, load_base_face
-from .motion import MotionConfig, blink_bases, blinks, head_motion
+from .head_motion import MotionConfig, blink_bases, blinks, head_motion
 from .mouth import MouthConfig, MouthModel, draw_interior, mouth_params
 
 

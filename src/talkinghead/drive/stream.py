@@ -1,0 +1,52 @@
+"""``DriveStream``: drive rows from speech audio that arrives in chunks (a microphone, an agent's TTS).
+
+``push(pcm)`` turns 16 kHz samples into the drive rows whose features are now
+final (``audio.stream.FeatureStream``) with poses and eyes from the same
+``Schedule`` a whole drive uses; feed them to ``engine.session()``::
+
+    stream, session = DriveStream(engine), engine.session(batch_size=2)
+    for pcm in chunks:
+        for frame in session.push(stream.push(pcm)):
+            show(frame)
+    for frame in session.push(stream.end()):
+        show(frame)
+    for frame in session.end():
+        show(frame)
+
+Given the same speech (and phone timings), the rows equal ``build_drive``'s, so
+a stream renders the frames ``say`` writes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..audio.stream import FeatureStream
+from ..engines.base import Drive, Engine
+from .build import check_request, read_background
+from .schedule import Schedule
+
+
+class DriveStream:
+    def __init__(self, engine: Engine, phones=None, recognise: bool = True, pose="train", blink: str = "auto",
+                 eye_level: float | None = None, background=None, seed: int = 0, commit_s: float = 0.2):
+        check_request(engine, pose, background, eye_level)
+        self.fps = engine.subject.fps
+        self.schedule = Schedule(engine.subject, pose=pose, blink=blink, eye_level=eye_level, seed=seed)
+        self.features = FeatureStream(self.fps, phones=phones, recognise=recognise, features=engine.features,
+                                      commit_s=commit_s)
+        self.background = read_background(background) if isinstance(background, str) else background
+        self.n = 0
+
+    def _rows(self, feats: dict) -> Drive:
+        k = len(feats["visemes"] if feats["visemes"] is not None else feats["mel_windows"])
+        rows = self.schedule.rows(self.n, self.n + k)
+        self.n += k
+        return Drive(fps=self.fps, visemes=feats["visemes"], mel_windows=feats["mel_windows"],
+                     background=self.background, **rows)
+
+    def push(self, pcm: np.ndarray) -> Drive:
+        return self._rows(self.features.push(pcm))
+
+    def end(self) -> Drive:
+        return self._rows(self.features.end())

@@ -1,0 +1,19 @@
+"""Shared fixtures: one prepared synthetic speaker for every engine's end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def speaker_subject(tmp_path_factory):
+    """A 14 s synthetic speaker (seed 3) prepared at 256²: the subject the engine tests train on."""
+    os.environ["TALKINGHEAD_QUIET"] = "1"
+    from talkinghead.prepare.pipeline import PrepareConfig, prepare
+    from talkinghead.synth.speaker import synthesize_speaker
+
+    tmp = tmp_path_factory.mktemp("speaker")
+    video = synthesize_speaker(tmp / "speaker.mp4", seconds=14, seed=3, size=256)
+    return prepare(video, tmp / "subject", config=PrepareConfig(size=256))

@@ -1,0 +1,81 @@
+"""Compositing (talkinghead.compose): 'over' and blends in closed form, the paste, the masks, the frame cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from talkinghead.compose import RecordedFrames, blend, feathered_polygon, lower_face_mask, over, paste
+from talkinghead.geometry import pose as P
+
+
+def test_over_closed_form_numpy_and_torch():
+    rgb, a, under = np.array([[0.3, 0.2, 0.1]]), np.array([0.5]), np.array([[1.0, 0.0, 0.5]])
+    np.testing.assert_allclose(over(rgb, a, under), [[0.8, 0.2, 0.35]])
+    # a stack of opacities: 1 - (1 - a)(1 - b)
+    ta, tb = torch.tensor([0.5, 0.2]), torch.tensor([0.5, 1.0])
+    torch.testing.assert_close(over(ta, ta, tb), 1 - (1 - ta) * (1 - tb))
+    # opaque top hides what is under; transparent top shows it
+    x = torch.rand(4, 3)
+    torch.testing.assert_close(over(x, torch.ones(4), torch.rand(4, 3)), x)
+    torch.testing.assert_close(over(torch.zeros(4, 3), torch.zeros(4), x), x)
+
+
+def test_blend_and_paste():
+    assert blend(10.0, 20.0, 0.25) == 12.5
+    frame = np.zeros((40, 50, 3), np.uint8)
+    crop = np.full((8, 8, 3), 200, np.uint8)
+    mask = np.ones((16, 16, 1), np.float32)
+    mask[:, :8] = 0.5
+    out = paste(frame, crop, (44, 30, 16), mask)  # the region runs past the right and bottom edges
+    assert out.shape == frame.shape and frame.max() == 0  # a new frame; the input is untouched
+    assert (out[30:40, 52 - 8:] == 100).all() and (out[30:40, 44:46] == 100).all()
+    assert (out[30:40, 46:50] == 100).all() and out[:30].max() == 0 and out[:, :44].max() == 0
+    out = paste(frame, crop, (2, 3, 16), np.ones((16, 16, 1), np.float32))
+    assert (out[3:19, 2:18] == 200).all() and out.sum() == 200 * 16 * 16 * 3
+
+
+def face_landmarks(size: int = 256) -> np.ndarray:
+    R, t = P.matrix_from_euler(0, 0, 0), np.array([0.5, 1.0, 60.0])
+    uv = P.project(P.canonical_face(), R, t, P.intrinsics(900, size, size))
+    return np.concatenate([uv, np.zeros((len(uv), 1))], 1)
+
+
+@pytest.mark.parametrize("frac", [0.1, 0.5])
+def test_lower_face_mask_is_soft_and_covers_the_lower_face(frac):
+    lm = face_landmarks()
+    m = lower_face_mask(lm, (256, 256), feather=6 * frac + 2)
+    x, y = np.round(lm[13, :2]).astype(int)
+    assert m[y, x] > 0.99 and m[0, 0] == 0 and 0 < m.mean() < 0.5
+    assert ((m > 0.05) & (m < 0.95)).any()
+
+
+def test_feathered_polygon_area_and_ramp():
+    sq = np.array([[20, 20], [60, 20], [60, 60], [20, 60]], float)
+    m = feathered_polygon(sq, (80, 80), feather=6)
+    assert m.sum() == pytest.approx(41 * 41, rel=0.05)  # blurring keeps the area (fillPoly is inclusive)
+    assert m[40, 40] == pytest.approx(1.0) and m[0, 0] == 0 and 0.2 < m[40, 20] < 0.8
+
+
+class FakeSubject:
+    def __init__(self):
+        self.reads = 0
+
+    def frame(self, j):
+        self.reads += 1
+        return np.full((32, 32, 3), j, np.uint8)
+
+    def mask(self, j):
+        return np.zeros((32, 32), np.uint8)
+
+
+def test_recorded_frames_cache_and_paste():
+    s = FakeSubject()
+    rf = RecordedFrames(s, (8, 8, 16), lambda j, shape: np.ones(shape, np.float32) * 0.5, cache=2)
+    out = rf.paste(np.full((4, 4, 3), 101, np.uint8), 7)
+    assert out[0, 0, 0] == 7 and out[10, 10, 0] == 54  # (7 + 101) / 2
+    rf.get(7), rf.get(8), rf.get(7)
+    assert s.reads == 2  # cached
+    rf.get(9), rf.get(8)
+    assert s.reads == 4  # 8 was evicted (least recently used), 7 kept

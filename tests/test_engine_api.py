@@ -1,0 +1,206 @@
+"""The engine interface from outside: a toy third engine trains, says and evaluates through the public API;
+abilities are checked in one place; a render session and a drive schedule do not depend on chunking."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from talkinghead.cli import main
+from talkinghead.engines import (Drive, Engine, EngineConfig, Phase, TrainModel, Validation, register_engine)
+from talkinghead.io.video import iter_frames, probe
+
+
+# ---------------------------------------------------------------- a toy engine: constant-colour lips
+
+@dataclass
+class ToyConfig(EngineConfig):
+    lr: float = 0.05
+    val_frames: int = 2
+
+
+def paint(frame: np.ndarray, box, colour) -> np.ndarray:
+    out = frame.copy()
+    x0, y0, x1, y1 = np.round(box).astype(int)
+    out[y0:y1, x0:x1] = np.clip(np.round(np.asarray(colour) * 255), 0, 255).astype(np.uint8)
+    return out
+
+
+class ToyModel(TrainModel):
+    def __init__(self, subject, cfg, train_idx, val_idx):
+        self.subject, self.cfg, self.train_idx, self.val_idx = subject, cfg, train_idx, val_idx
+        self.lips = nn.Module()
+        self.lips.colour = nn.Parameter(torch.zeros(3))
+
+    def modules(self):
+        return {"lips": self.lips}
+
+    def param_groups(self):
+        return {"lips": [{"params": [self.lips.colour], "lr": self.cfg.lr}]}
+
+    def phases(self):
+        return [Phase("lips", 1.0, self.batch, {"lips": self.losses})]
+
+    def batch(self, step):
+        i = int(np.random.choice(self.train_idx))
+        x0, y0, x1, y1 = np.round(self.subject.tracks["lip_box"][i]).astype(int)
+        return {"px": torch.from_numpy(self.subject.frame(i)[y0:y1, x0:x1].reshape(-1, 3) / 255.0).float()}
+
+    def losses(self, b, step):
+        return {"mse": ((self.lips.colour - b["px"]) ** 2).mean()}
+
+    def validation(self, phase, modules):
+        c = modules["lips"].colour.detach().numpy()
+        boxes = self.subject.tracks["lip_box"][self.val_idx]
+        real = np.stack([self.subject.frame(int(i)) for i in self.val_idx])
+        return Validation(pred=np.stack([paint(f, b, c) for f, b in zip(real, boxes)]), real=real, boxes=boxes)
+
+    def export(self, modules):
+        return {"colour": modules["lips"].colour.detach().tolist()}
+
+
+class ToyEngine(Engine):
+    name, Config, features = "toy", ToyConfig, ("mel",)
+
+    @classmethod
+    def trainable(cls, subject, config, device, train_idx, val_idx):
+        return ToyModel(subject, config, train_idx, val_idx)
+
+    @classmethod
+    def load(cls, model_dir, subject, device):
+        eng = cls(model_dir, subject, device)
+        eng.colour = torch.load(model_dir / "weights.pt")["colour"]
+        return eng
+
+    def render_batch(self, rows, ks, prepared, state):
+        boxes = self.subject.tracks["lip_box"]
+        return [paint(self.subject.frame(int(j)), boxes[int(j)], self.colour) for j in rows.pose_index[ks]]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    return code, err[0] if err else ""
+
+
+def test_a_third_engine_trains_says_and_evaluates_through_the_public_interface(speaker_subject, tmp_path, capsys):
+    register_engine("toy", ToyEngine)
+    model = tmp_path / "toy"
+    assert main(["train", str(speaker_subject), "--engine", "toy", "-o", str(model), "--steps", "150"]) == 0
+    meta = json.loads((model / "model.json").read_text())
+    assert meta["engine"] == "toy" and meta["status"] == "trained" and meta["config"]["lr"] == 0.05
+    assert list((model / "previews").glob("lips_*.png")) and "lips_psnr_mouth" in (model / "train_log.csv").read_text()
+    # the trainer's optimiser found the subject's mean lip colour
+    from talkinghead.subject import Subject
+
+    s = Subject.open(speaker_subject)
+    lips = np.concatenate([s.frame(i)[int(b[1]):int(b[3]), int(b[0]):int(b[2])].reshape(-1, 3)
+                           for i, b in zip(range(0, 200, 10), s.tracks["lip_box"][0:200:10])]) / 255
+    assert np.abs(np.array(torch.load(model / "weights.pt")["colour"]) - lips.mean(0)).max() < 0.06
+
+    out = tmp_path / "toy.mp4"
+    assert main(["say", str(model), "--text", "Hello there.", "-o", str(out)]) == 0
+    info = probe(out)
+    assert info.has_audio and (info.width, info.height) == (256, 256)
+    frames = list(iter_frames(out, 25))
+    box = np.round(s.tracks["lip_box"][s.meta["split"]["train"][0]]).astype(int)
+    inner = frames[0][box[1] + 3:box[3] - 3, box[0] + 3:box[2] - 3].reshape(-1, 3).mean(0) / 255
+    assert np.abs(inner - np.array(torch.load(model / "weights.pt")["colour"])).max() < 0.04  # painted lips
+
+    assert main(["evaluate", str(model), "-o", str(tmp_path / "report")]) == 0
+    m = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert 15 < m["psnr"] < 60 and m["psnr_mouth"] < m["psnr"]  # lips replaced by one colour
+
+    # Abilities: one clear line naming what the engine can do, nothing written.
+    (tmp_path / "pose.txt").write_text("0 0 0\n")
+    bad = tmp_path / "bad.mp4"
+    code, err = run(capsys, "say", model, "--text", "hi", "-o", bad, "--background", tmp_path / "x.png")
+    assert code == 2 and "toy engine cannot swap the background" in err and "nerf" in err
+    code, err = run(capsys, "say", model, "--text", "hi", "-o", bad, "--pose", tmp_path / "pose.txt")
+    assert code == 2 and "cannot render any head pose" in err and "replay recorded poses" in err
+    code, err = run(capsys, "say", model, "--text", "hi", "-o", bad, "--eye", "0.5")
+    assert code == 2 and "cannot set eye openness" in err
+    assert not bad.exists()
+    # A model directory of another engine is not trained over.
+    code, err = run(capsys, "train", speaker_subject, "--engine", "viseme", "-o", model, "--steps", "1")
+    assert code == 2 and "holds a 'toy' model" in err
+
+
+# ---------------------------------------------------------------- sessions and schedules
+
+class CountingEngine(Engine):
+    """Renders the mean of each frame's window of 'visemes' rows (k-2 .. k+2): exposes look-ahead and history."""
+
+    name, lookahead = "counting", 2
+
+    def __init__(self):
+        self.batches, self.kept = [], []
+
+    @classmethod
+    def trainable(cls, *a):
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, *a):
+        raise NotImplementedError
+
+    def render_batch(self, rows, ks, prepared, state):
+        self.batches.append(len(ks))
+        self.kept.append(len(rows))
+        v = rows.visemes[:, 0]
+        return [np.array([v[np.clip(np.arange(k - 2, k + 3), 0, len(v) - 1)].mean()]) for k in ks]
+
+
+def drive_of(values: np.ndarray) -> Drive:
+    n = len(values)
+    return Drive(fps=25.0, visemes=np.repeat(values[:, None], 15, 1), mel_windows=None,
+                 pose_index=np.zeros(n, np.int64), eye=np.ones((n, 2), np.float32))
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 25, 1000])
+def test_session_output_does_not_depend_on_chunking_and_memory_stays_bounded(chunk):
+    v = np.sin(np.arange(3000) * 0.37)
+    want = [np.array([v[np.clip(np.arange(k - 2, k + 3), 0, len(v) - 1)].mean()]) for k in range(len(v))]
+    eng = CountingEngine()
+    s = eng.session(batch_size=4)
+    got = []
+    for part in drive_of(v).chunks(chunk):
+        got += list(s.push(part))
+        assert len(got) >= s.received - eng.lookahead - 4  # never more behind than look-ahead + a batch
+    got += list(s.end())
+    assert np.array_equal(np.concatenate(got), np.concatenate(want))
+    assert all(b == 4 for b in eng.batches[:-1])  # fixed batches from the first frame
+    assert max(eng.kept) <= s.history + eng.lookahead + 4 + chunk + 4  # history, not the whole stream
+
+
+def test_schedule_rows_of_any_range_equal_the_whole():
+    from talkinghead.drive import Schedule
+    from talkinghead.subject import Subject
+
+    class FakeSubject(Subject):
+        pass
+
+    n = 300
+    rng = np.random.default_rng(0)
+    s = FakeSubject.__new__(FakeSubject)
+    s.__dict__.update(meta={"split": {"train": [10, 90]}, "fps": 25.0},
+                      tracks={"eye": rng.uniform(0.2, 0.3, (100, 2)), "euler_deg": rng.normal(0, 3, (100, 3)),
+                              "aperture": rng.uniform(0, 0.3, 100), "translation": np.zeros((100, 3))})
+    s.path = None
+    for pose in ("train", "still"):
+        whole = Schedule(s, pose=pose).rows(0, n)
+        sch = Schedule(s, pose=pose)
+        parts = [sch.rows(a, min(n, a + 37)) for a in range(0, n, 37)]
+        for k in ("pose_index", "eye"):
+            assert np.array_equal(np.concatenate([p[k] for p in parts]), whole[k]), (pose, k)
+    assert len(set(Schedule(s, pose="still").rows(0, n)["pose_index"])) == 1
+    eye = Schedule(s, pose="still").rows(0, n)["eye"].mean(1)
+    assert eye.min() < 0.5 * eye.max()  # natural blinks when nothing is replayed
+    assert math.isclose(float(np.median(eye)), float(np.percentile(s.tracks["eye"][10:90], 70, axis=0).mean()),
+                        rel_tol=1e-5)
