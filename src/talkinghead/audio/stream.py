@@ -119,8 +119,8 @@ class FeatureStream:
             k += 1
         return k
 
-    def _emit(self, k1: int) -> dict[str, np.ndarray | None]:
-        k0, out = self.done, {"visemes": None, "mel_windows": None}
+    def _emit(self, k1: int) -> dict:
+        k0, out = self.done, {"frames": k1 - self.done, "visemes": None, "mel_windows": None}
         if self.want_mel:
             offs = np.arange(WIDTH) - WIDTH // 2
             idx = np.array([self._centre(i) for i in range(k0, k1)], np.int64)[:, None] + offs
@@ -139,7 +139,8 @@ class FeatureStream:
             self.audio, self.a0 = self.audio[s0 - self.a0:], s0
         return out
 
-    def push(self, pcm: np.ndarray) -> dict[str, np.ndarray | None]:
+    def push(self, pcm: np.ndarray) -> dict:
+        """``{"frames": k, "visemes": (k, 15) | None, "mel_windows": (k, 16, 80) | None}`` now final."""
         pcm = np.asarray(pcm, np.float32).reshape(-1)
         self.audio, self.n = np.concatenate([self.audio, pcm]), self.n + len(pcm)
         if self.live is not None:
@@ -149,7 +150,7 @@ class FeatureStream:
             self.mel = np.concatenate([self.mel, self._mel_rows(have, (self.n - N_FFT // 2) // HOP + 1, False)])
         return self._emit(self._ready())
 
-    def end(self) -> dict[str, np.ndarray | None]:
+    def end(self) -> dict:
         """The remaining frames (``ceil(duration * fps)`` in all); the last mel rows reflect at the end."""
         if self.live is not None:
             self.live.end()

@@ -29,12 +29,13 @@ class Speech:
 
     audio: np.ndarray
     fps: float
+    n_frames: int
     visemes: np.ndarray | None  # (N, 15)
     mel_windows: np.ndarray | None  # (N, 16, 80) float32
     phones: list[Segment] | None = None  # the timed phones behind ``visemes``
 
     def __len__(self) -> int:
-        return len(self.visemes if self.visemes is not None else self.mel_windows)
+        return self.n_frames
 
 
 def read_speech(audio: str | Path | None = None, text: str | None = None) -> tuple[np.ndarray, list | None]:
@@ -60,7 +61,7 @@ def speech_features(wav: np.ndarray, phones: list | None, fps: float, features=(
     n = int(math.ceil(len(wav) / SAMPLE_RATE * fps))
     want_visemes = "visemes" in features
     f = compute_audio_features(wav, SAMPLE_RATE, n, fps, phones=phones if want_visemes else [])
-    return Speech(audio=wav, fps=fps, visemes=f["visemes"] if want_visemes else None,
+    return Speech(audio=wav, fps=fps, n_frames=n, visemes=f["visemes"] if want_visemes else None,
                   mel_windows=f["mel_windows"].astype(np.float32) if "mel" in features else None,
                   phones=_segments(f) if want_visemes else None)
 
@@ -83,6 +84,6 @@ def subject_speech(subject: Subject, idx: np.ndarray) -> Speech:
     af = subject.audio_features
     wav = load_audio(subject.path / "audio.wav", SAMPLE_RATE)
     a0, a1 = int(round(idx[0] / subject.fps * SAMPLE_RATE)), int(round((idx[-1] + 1) / subject.fps * SAMPLE_RATE))
-    return Speech(audio=wav[a0:a1], fps=subject.fps, visemes=af["visemes"][idx],
+    return Speech(audio=wav[a0:a1], fps=subject.fps, n_frames=len(idx), visemes=af["visemes"][idx],
                   mel_windows=af["mel_windows"][idx].astype(np.float32),
                   phones=_segments(af, idx[0] / subject.fps, (idx[-1] + 1) / subject.fps))

@@ -19,6 +19,8 @@ a stream renders the frames ``say`` writes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..audio.stream import FeatureStream
@@ -35,11 +37,11 @@ class DriveStream:
         self.schedule = Schedule(engine.subject, pose=pose, blink=blink, eye_level=eye_level, seed=seed)
         self.features = FeatureStream(self.fps, phones=phones, recognise=recognise, features=engine.features,
                                       commit_s=commit_s)
-        self.background = read_background(background) if isinstance(background, str) else background
+        self.background = read_background(background) if isinstance(background, (str, Path)) else background
         self.n = 0
 
     def _rows(self, feats: dict) -> Drive:
-        k = len(feats["visemes"] if feats["visemes"] is not None else feats["mel_windows"])
+        k = feats["frames"]
         rows = self.schedule.rows(self.n, self.n + k)
         self.n += k
         return Drive(fps=self.fps, visemes=feats["visemes"], mel_windows=feats["mel_windows"],

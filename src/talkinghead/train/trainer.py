@@ -28,6 +28,7 @@ import torch
 
 from ..engines.base import Budget, Phase, TrainModel
 from ..engines.modeldir import write_meta
+from ..errors import InputError
 from ..metrics import validate_frames
 from ..subject import Subject
 from ..utils import atomic_path
@@ -128,6 +129,9 @@ class Trainer:
                 "opt": {k: o.state_dict() for k, o in self.optimisers.items()}}
 
     def load_state(self, s: dict) -> None:
+        if "modules" not in s:
+            raise InputError(f"{self.model_dir}: its checkpoints come from an older talkinghead; "
+                             "delete the model directory (or choose another -o) to train again")
         for k, m in self.model.modules().items():
             m.load_state_dict(s["modules"][k])
         for k, m in self.ema.items():
