@@ -9,7 +9,7 @@ import torch
 
 from talkinghead.engines.nerf.audio import AudioNet, momentum_smooth
 from talkinghead.engines.nerf.fields import FaceField, FieldConfig, TorsoConfig, TorsoField, pose_features
-from talkinghead.engines.nerf.hashgrid import HashGrid, level_resolutions, naive_hash_encode
+from talkinghead.nn.hashgrid import HashGrid, level_resolutions, naive_hash_encode
 from talkinghead.engines.nerf.rendering import (
     OccupancyGrid, composite, ray_aabb, render_rays, sample_along_rays, trunc_exp,
 )

@@ -104,5 +104,17 @@ class Subject:
             raise InputError(f"{self.path}: mask {i} is missing")
         return m
 
+    def neutral_frame(self) -> int:
+        """A training frame near the median head pose with open eyes and a closed mouth: the still pose
+        of ``say`` and the canonical view of speech2lip."""
+        tr = self.tracks
+        idx = self.split("train")
+        e = tr["euler_deg"][idx]
+        dev = np.linalg.norm(e - np.median(e, axis=0), axis=1)
+        eye = tr["eye"][idx].mean(1)
+        ap = tr["aperture"][idx]
+        score = dev / (dev.std() + 1e-6) + 2 * (eye < np.median(eye)) + ap / (ap.std() + 1e-6)
+        return int(idx[np.argmin(score)])
+
     def background(self) -> np.ndarray:
         return cv2.imread(str(self.path / "background.png"), cv2.IMREAD_COLOR)[..., ::-1].copy()

@@ -13,7 +13,7 @@ network, so they are saved and loaded with its weights.
 from __future__ import annotations
 
 import numpy as np
-__all__ = ["AUDIO_KINDS", "audio_channels", "viseme_windows16", "feature_windows", "input_stats"]
+__all__ = ["AUDIO_KINDS", "audio_channels", "window_features", "viseme_windows16", "feature_windows", "input_stats"]
 
 AUDIO_KINDS = {"visemes": 15, "mel": 80, "both": 95}  # -> channels per window step
 
@@ -23,6 +23,12 @@ def audio_channels(kind: str) -> int:
     if kind not in AUDIO_KINDS:
         raise ValueError(f"audio must be one of {', '.join(AUDIO_KINDS)}, got {kind!r}")
     return AUDIO_KINDS[kind]
+
+
+def window_features(kind: str) -> tuple[str, ...]:
+    """The per-frame features (``"visemes"``, ``"mel"``) a window of ``kind`` is built from."""
+    audio_channels(kind)
+    return {"visemes": ("visemes",), "mel": ("mel",), "both": ("visemes", "mel")}[kind]
 
 
 def viseme_windows16(visemes: np.ndarray) -> np.ndarray:

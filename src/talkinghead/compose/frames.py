@@ -23,10 +23,12 @@ MaskFn = Callable[[int, tuple[int, int]], np.ndarray]  # (frame index, (H, W)) -
 class RecordedFrames:
     """Frame ``j`` of ``subject`` with its label map and the ``mask_fn`` mask cut to ``region``.
 
-    ``region`` = (x0, y0, side) in subject pixels: the square a generated crop covers.
+    ``region`` = (x0, y0, side) in subject pixels: the square a generated crop covers (no
+    ``mask_fn``: frames and labels only).
     """
 
-    def __init__(self, subject: Subject, region: tuple[int, int, int], mask_fn: MaskFn, cache: int = 64):
+    def __init__(self, subject: Subject, region: tuple[int, int, int] = (0, 0, 0), mask_fn: MaskFn | None = None,
+                 cache: int = 64):
         self.subject, self.region, self.mask_fn = subject, tuple(int(v) for v in region), mask_fn
         self._cache: OrderedDict[int, dict] = OrderedDict()
         self._size = cache
@@ -40,9 +42,8 @@ class RecordedFrames:
                 return self._cache[j]
         labels = self.subject.mask(j)
         x0, y0, side = self.region
-        mask = self.mask_fn(j, labels.shape)
-        item = {"frame": self.subject.frame(j), "labels": labels,
-                "mask": mask[y0:y0 + side, x0:x0 + side, None]}
+        mask = None if self.mask_fn is None else self.mask_fn(j, labels.shape)[y0:y0 + side, x0:x0 + side, None]
+        item = {"frame": self.subject.frame(j), "labels": labels, "mask": mask}
         with self._lock:
             self._cache[j] = item
             if len(self._cache) > self._size:

@@ -25,15 +25,8 @@ def pingpong(n: int, lo: int, hi: int, start: int = 0) -> np.ndarray:
 
 
 def still_frame(subject: Subject) -> int:
-    """A training frame near the median head pose with open eyes and a closed mouth."""
-    tr = subject.tracks
-    idx = subject.split("train")
-    e = tr["euler_deg"][idx]
-    dev = np.linalg.norm(e - np.median(e, axis=0), axis=1)
-    eye = tr["eye"][idx].mean(1)
-    ap = tr["aperture"][idx]
-    score = dev / (dev.std() + 1e-6) + 2 * (eye < np.median(eye)) + ap / (ap.std() + 1e-6)
-    return int(idx[np.argmin(score)])
+    """The frame a still pose holds: the subject's neutral frame (``Subject.neutral_frame``)."""
+    return subject.neutral_frame()
 
 
 class Blinks:

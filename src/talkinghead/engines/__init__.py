@@ -14,6 +14,7 @@ from .base import Budget, Drive, Engine, EngineConfig, Phase, TrainModel, Valida
 ENGINES: dict[str, str | type[Engine]] = {
     "viseme": "talkinghead.engines.viseme.engine:VisemeEngine",
     "nerf": "talkinghead.engines.nerf.engine:NerfEngine",
+    "speech2lip": "talkinghead.engines.speech2lip.engine:Speech2LipEngine",
 }
 
 

@@ -120,12 +120,14 @@ class Phase:
 @dataclass
 class Validation:
     """Held-out frames to compare: uint8 (N, H, W, 3) ``pred`` and ``real``, mouth ``boxes`` (N, 4)
-    x0, y0, x1, y1 in their pixels, and optional extra preview panels (N, H, W, 3)."""
+    x0, y0, x1, y1 in their pixels, and optional extra preview panels (N, H, W, 3); and/or ``metrics``
+    a phase measures itself (a phase that renders no image leaves ``pred`` None)."""
 
-    pred: np.ndarray
-    real: np.ndarray
-    boxes: np.ndarray
+    pred: np.ndarray | None = None
+    real: np.ndarray | None = None
+    boxes: np.ndarray | None = None
     extra: list = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
 
 
 class TrainModel(ABC):
@@ -215,6 +217,11 @@ class Engine(ABC):
         ``rows`` holds at least ``lookahead`` frames after ``ks[-1]`` unless the drive has ended,
         and the recent past; ``state`` persists across the batches of one session.
         """
+
+    def composite_mask(self, rows: Drive, k: int) -> np.ndarray | None:
+        """(H, W) float in [0, 1]: how much of each pixel of output frame k this engine generated
+        (the rest is copied from the recorded frame); None: every pixel is generated."""
+        return None
 
     def session(self, batch_size: int = 8):
         from .session import RenderSession

@@ -18,12 +18,14 @@ import numpy as np
 
 from ..utils import atomic_path, write_json
 
-METRIC_KEYS = ["psnr", "psnr_mouth", "ssim", "lmd", "aperture_r", "blink_f1", "cpbd", "flicker",
-               "fps", "rtf", "peak_ram_mb", "viseme_consistency", "av_lag_ms"]
+METRIC_KEYS = ["psnr", "psnr_mouth", "psnr_generated", "copied_fraction", "ssim", "lmd", "aperture_r", "blink_f1",
+               "cpbd", "flicker", "fps", "rtf", "peak_ram_mb", "viseme_consistency", "av_lag_ms"]
 
 _LABELS = {
     "psnr": ("PSNR", "dB, higher is better (capped at 100)"),
     "psnr_mouth": ("PSNR mouth", "dB on the mouth crop"),
+    "psnr_generated": ("PSNR generated", "dB over exactly the pixels the engine generated (its composite mask)"),
+    "copied_fraction": ("Copied", "fraction of the frame copied from the recorded frame, not generated"),
     "ssim": ("SSIM", "Gaussian 11x11, 1 = identical"),
     "lmd": ("LMD", "mouth landmark distance, lower is better"),
     "aperture_r": ("Aperture r", "Pearson r of mouth opening, rendered vs real"),
@@ -164,19 +166,39 @@ def _rgb(img: np.ndarray) -> np.ndarray:
 
 
 def _frames_strip(pairs, gain: float = 4.0, max_h: int = 256) -> str:
+    """Rows of real | rendered | difference (| generated mask), then the mouth of each enlarged.
+
+    ``pairs``: (real, rendered) or (real, rendered, mask (H, W) float or None, mouth box or None).
+    """
     import cv2
 
     out = []
-    for i, (real, rend) in enumerate(pairs):
-        real, rend = _rgb(real), _rgb(rend)
+    for i, item in enumerate(pairs):
+        real, rend = _rgb(item[0]), _rgb(item[1])
+        mask = item[2] if len(item) > 2 else None
+        box = item[3] if len(item) > 3 else None
         h, w = real.shape[:2]
         if rend.shape[:2] != (h, w):
             rend = cv2.resize(rend, (w, h), interpolation=cv2.INTER_AREA)
         diff = np.clip(np.abs(real.astype(np.int16) - rend.astype(np.int16)) * gain, 0, 255).astype(np.uint8)
-        row = np.concatenate([real, rend, diff], axis=1)
+        panels = [real, rend, diff]
+        if mask is not None:  # generated pixels in magenta over the dimmed frame
+            m = np.asarray(mask, np.float32)[..., None]
+            panels.append((real * 0.4 + m * np.array([255, 0, 255]) * 0.6).clip(0, 255).astype(np.uint8))
+        row = np.concatenate(panels, axis=1)
         if h > max_h:
             row = cv2.resize(row, (round(row.shape[1] * max_h / h), max_h), interpolation=cv2.INTER_AREA)
-        out.append(_img(_png_b64(row), f"pair {i}: real | rendered | |difference| x{gain:g}"))
+        what = " | generated pixels (magenta)" if mask is not None else ""
+        out.append(_img(_png_b64(row), f"frame {i}: real | rendered | |difference| x{gain:g}{what}"))
+        if box is not None:
+            x0, y0, x1, y1 = np.round(box).astype(int)
+            x0, y0 = max(0, x0), max(0, y0)
+            crops = [p[y0:y1, x0:x1] for p in (real, rend, diff)]
+            if crops[0].size:
+                zoom = max(1, 192 // max(1, crops[0].shape[0]))
+                row = np.concatenate([cv2.resize(c, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+                                      for c in crops], axis=1)
+                out.append(_img(_png_b64(row), f"frame {i}, mouth x{zoom}: real | rendered | |difference| x{gain:g}"))
     return "".join(out)
 
 

@@ -48,7 +48,7 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
     drive = build_drive(engine, speech=speech, pose=idx)
     tr = subject.tracks
     scale = 512.0 / subject.size  # lmd is reported in pixels at 512²
-    p_full, p_mouth, s_full, sharp_r, sharp_g = [], [], [], [], []
+    p_full, p_mouth, p_gen, copied, s_full, sharp_r, sharp_g = [], [], [], [], [], [], []
     flick_r, flick_g = FlickerAccumulator(), FlickerAccumulator()  # rendered minus real
     prev = None
     pairs = {}
@@ -69,6 +69,11 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
             box = tr["lip_box"][i]
             p_full.append(psnr(img, real))
             p_mouth.append(psnr(crop_box(img, box), crop_box(real, box)))
+            gen = engine.composite_mask(drive, k)
+            gen = np.ones(img.shape[:2], bool) if gen is None else gen > 0.01
+            copied.append(1 - float(gen.mean()))
+            if gen.any():
+                p_gen.append(psnr(img[gen], real[gen]))
             s_full.append(ssim(img, real))
             mask = np.zeros(img.shape[:2], bool)
             x0, y0, x1, y1 = np.round(box).astype(int)
@@ -81,7 +86,7 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
                 sharp_r.append(cpbd(crop_box(img, box)))
                 sharp_g.append(cpbd(crop_box(real, box)))
             if k in keep:
-                pairs[k] = (real, img)
+                pairs[k] = (real, img, gen.astype(np.float32), box)
             b.update()
     b.close()
     wall = time.perf_counter() - t0
@@ -99,6 +104,7 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
     metrics = {k: None for k in METRIC_KEYS}
     metrics.update(
         psnr=float(np.mean(p_full)), psnr_mouth=float(np.mean(p_mouth)), ssim=float(np.mean(s_full)),
+        psnr_generated=float(np.mean(p_gen)) if p_gen else None, copied_fraction=float(np.mean(copied)),
         lmd=lmd, aperture_r=pearson(a.aperture, real_ap), blink_f1=blink_f1(blinks_r, blinks_g),
         cpbd={"rendered": float(np.mean(sharp_r)), "real": float(np.mean(sharp_g))},
         flicker=None if flick_r.value is None else flick_r.value - flick_g.value, fps=len(idx) / render_s, rtf=render_s / (len(idx) / drive.fps),

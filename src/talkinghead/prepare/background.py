@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..compose.fill import push_pull_fill
+
 
 class BackgroundAccumulator:
     def __init__(self, n_frames: int, max_samples: int = 40, dilate_px: int = 9):
@@ -40,27 +42,3 @@ class BackgroundAccumulator:
         seen = known.any(axis=0)
         med[~seen] = 0
         return np.clip(push_pull_fill(med, seen), 0, 255).astype(np.uint8), seen
-
-
-def push_pull_fill(img: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Fill unknown pixels from known ones across scales (a smooth, fast inpainting)."""
-    if known.all() or not known.any():
-        return img
-    w = known.astype(np.float32)[..., None]
-    levels = [(img * w, w)]
-    while min(levels[-1][1].shape[:2]) > 2:
-        v, k = levels[-1]
-        h2, w2 = (v.shape[0] + 1) // 2, (v.shape[1] + 1) // 2
-        v2 = cv2.resize(v, (w2, h2), interpolation=cv2.INTER_AREA).reshape(h2, w2, -1)
-        k2 = cv2.resize(k, (w2, h2), interpolation=cv2.INTER_AREA).reshape(h2, w2, 1)
-        levels.append((v2, k2))
-    v, k = levels[-1]
-    filled = v / np.maximum(k, 1e-6)
-    for v, k in reversed(levels[:-1]):
-        up = cv2.resize(filled, (v.shape[1], v.shape[0]), interpolation=cv2.INTER_LINEAR)
-        up = up.reshape(v.shape)
-        a = np.clip(k * 4, 0, 1)  # trust local known pixels where coverage is high
-        filled = a * v / np.maximum(k, 1e-6) + (1 - a) * up
-    out = img.copy()
-    out[~known] = filled[~known]
-    return out

@@ -152,10 +152,13 @@ class Trainer:
             for k, m in modules.items():
                 m.train(was[k])
         tag = phase.tag or phase.name
-        rows = [np.concatenate([r, p, *(e[i] for e in v.extra)], axis=1)
-                for i, (r, p) in enumerate(zip(v.real[:2], v.pred[:2]))]
-        out = self.model_dir / "previews"
-        out.mkdir(exist_ok=True)
-        with atomic_path(out / f"{tag}_{step:06d}.png") as tmp:
-            cv2.imwrite(str(tmp), np.concatenate(rows, axis=0)[..., ::-1])
-        return {f"{tag}_{k}": val for k, val in validate_frames(v.pred, v.real, v.boxes).items()}
+        found = dict(v.metrics)
+        if v.pred is not None:
+            rows = [np.concatenate([r, p, *(e[i] for e in v.extra)], axis=1)
+                    for i, (r, p) in enumerate(zip(v.real[:2], v.pred[:2]))]
+            out = self.model_dir / "previews"
+            out.mkdir(exist_ok=True)
+            with atomic_path(out / f"{tag}_{step:06d}.png") as tmp:
+                cv2.imwrite(str(tmp), np.concatenate(rows, axis=0)[..., ::-1])
+            found.update(validate_frames(v.pred, v.real, v.boxes))
+        return {f"{tag}_{k}": float(val) for k, val in found.items()}

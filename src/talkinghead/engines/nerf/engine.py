@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from ...audio.windows import audio_channels, feature_windows, input_stats
+from ...audio.windows import audio_channels, feature_windows, input_stats, window_features
 from ...compose import over
 from ...subject import Subject
 from ..base import Drive, Engine, EngineConfig
@@ -101,7 +101,6 @@ def build_model(cfg: NerfConfig, subject: Subject | None, t_scale: float, aabb=N
     return TalkingNeRF(field, torso, audio_in, occ_res=cfg.occ_res, n_samples=cfg.n_samples, t_scale=t_scale)
 
 
-FEATURES = {"visemes": ("visemes",), "mel": ("mel",), "both": ("visemes", "mel")}
 LOOKAHEAD = {"visemes": 7, "mel": 3, "both": 7}  # frames i+3's window, reaching 4 frames further
 
 
@@ -142,7 +141,7 @@ class NerfEngine(Engine):
     def load(cls, model_dir: Path, subject: Subject, device: str) -> "NerfEngine":
         eng = cls(model_dir, subject, device)
         eng.cfg, eng.model, ck = cls.load_weights(Path(model_dir) / "weights.pt", device)
-        eng.features, eng.lookahead = FEATURES[eng.cfg.audio], LOOKAHEAD[eng.cfg.audio]
+        eng.features, eng.lookahead = window_features(eng.cfg.audio), LOOKAHEAD[eng.cfg.audio]
         eng.eye_open = ck["eye_open"]
         eng.data = NerfData(subject, eng.cfg.size, eng.cfg.audio, indices=np.zeros(0, int))
         eng.K = torch.from_numpy(eng.data.K).to(device)

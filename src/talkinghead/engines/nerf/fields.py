@@ -26,16 +26,15 @@ gives the full-size settings (16 levels, 2^19 tables, 2048 finest resolution).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from .hashgrid import HashGrid
+from ...nn import HashGrid, posenc
 from .rendering import trunc_exp
 
-__all__ = ["FieldConfig", "TorsoConfig", "FaceField", "TorsoField", "mlp", "posenc", "pose_features"]
+__all__ = ["FieldConfig", "TorsoConfig", "FaceField", "TorsoField", "mlp", "pose_features"]
 
 
 @dataclass
@@ -117,13 +116,6 @@ def mlp(in_dim: int, out_dim: int, hidden: int, n_layers: int) -> nn.Sequential:
         if i < n_layers - 1:
             layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
-
-
-def posenc(p: torch.Tensor, n_freqs: int) -> torch.Tensor:
-    """NeRF positional encoding ``[p, sin(2^k pi p), cos(2^k pi p)]_{k<n_freqs}``."""
-    freqs = (2.0 ** torch.arange(n_freqs, dtype=p.dtype, device=p.device)) * math.pi
-    ang = (p[..., None, :] * freqs[:, None]).flatten(-2)
-    return torch.cat([p, ang.sin(), ang.cos()], dim=-1)
 
 
 def pose_features(R: torch.Tensor, t: torch.Tensor, t_scale: float = 1.0) -> torch.Tensor:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...audio.windows import audio_channels, input_stats
+from ...audio.windows import audio_channels, input_stats, window_features
 from ...subject import Subject
 from ..base import Drive, Engine, EngineConfig
 from . import drawing as D
@@ -58,7 +58,6 @@ class VisemeConfig(EngineConfig):
         return VisemeConfig(**{**self.__dict__, "size": size, "mouth_size": self.mouth_size or size // 2})
 
 
-FEATURES = {"visemes": ("visemes",), "mel": ("mel",), "both": ("visemes", "mel")}
 LOOKAHEAD = {"visemes": 2, "mel": 0, "both": 4}  # frames the audio window reaches ahead
 
 
@@ -87,7 +86,7 @@ class VisemeEngine(Engine):
         ck = torch.load(Path(model_dir) / "weights.pt", map_location="cpu", weights_only=False)
         eng = cls(model_dir, subject, device)
         eng.cfg = VisemeConfig(**ck["config"])
-        eng.features, eng.lookahead = FEATURES[eng.cfg.audio], LOOKAHEAD[eng.cfg.audio]
+        eng.features, eng.lookahead = window_features(eng.cfg.audio), LOOKAHEAD[eng.cfg.audio]
         eng.store = FrameStore(subject, eng.cfg.size, eng.cfg.mouth_size, eng.cfg.audio)
         eng.gen = VisemeGenerator(net_config(eng.cfg)).to(device)
         eng.gen.load_state_dict(ck["generator"])
@@ -109,6 +108,16 @@ class VisemeEngine(Engine):
                                return_mouth=False)
         crops = ((face.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
         return [self.comp.paste(crop, j) for crop, j in zip(crops, js)]
+
+    def composite_mask(self, rows: Drive, k: int) -> np.ndarray:
+        """The feathered lower-face mask of the replayed frame: where the rendered crop is pasted."""
+        j = int(rows.pose_index[k])
+        f = self.comp.frames
+        x0, y0, side = f.region
+        full = np.zeros((self.subject.size, self.subject.size), np.float32)
+        m = f.get(j)["mask"][..., 0]
+        full[y0:y0 + m.shape[0], x0:x0 + m.shape[1]] = m
+        return full
 
 
 __all__ = ["VisemeConfig", "VisemeEngine", "D"]

@@ -1,0 +1,141 @@
+"""The ``speech2lip`` engine: generate only what speech changes, in a canonical view, and put it into real frames.
+
+Decomposition, synthesis, composition (Speech2Lip, Wu et al., ICCV 2023):
+the expression learner turns audio into a mouth-shape code; the implicit lip
+model renders the lower face for that code in the canonical view; GAMEM maps
+it into the replayed frame at that frame's head pose; the Blend-Net blends it
+with the real frame, whose own lower face is masked out. Everything outside
+the region is the recorded frame, untouched. Look-ahead: 11 frames (the
+expression learner's temporal context).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...audio.windows import audio_channels, feature_windows, window_features
+from ...compose import RecordedFrames
+from ...motion import LOOKAHEAD
+from ...subject import Subject
+from ..base import Drive, Engine, EngineConfig
+from .blend import soften
+from .parts import Parts, to_uint8
+from .trainer import Speech2LipModel
+
+
+@dataclass
+class Speech2LipConfig(EngineConfig):
+    audio: str = "both"  # audio windows the expression learner reads (see audio/windows.py)
+    expr_members: int = 3
+    expr_hidden: int = 128
+    expr_seq: int = 32
+    encoding: str = "grid"  # lip field input encoding: "grid" (dense multi-resolution), "hash", "pe" (paper)
+    base: str = "warp"  # "warp": displace the canonical frame's pixels + residual; "none": colour (paper)
+    field_hidden: int = 64
+    field_layers: int = 3
+    grid_levels: int = 12
+    code_period: int = 25  # frames sharing one appearance ("time") code
+    code_noise: float = 0.1  # noise on the tracked codes the lip field learns from
+    patch: int = 64  # side of the random rectangles the lip field learns on
+    frames_per_step: int = 2
+    w_ssim: float = 0.2
+    w_depth_prior: float = 1.0
+    w_depth_smooth: float = 0.1
+    sync_window: int = 5
+    sync_width: int = 48  # width of the low-resolution lips the sync encoder reads
+    sync_batch: int = 32
+    sync_every: int = 4  # lips steps between sync-loss evaluations
+    w_sync: float = 0.05
+    blend_base: int = 16
+    blend_batch: int = 2
+    hole_prob: float = 0.5
+    w_gan: float = 0.05
+    w_fm: float = 1.0
+    gan_start: int = 200
+    lr_expression: float = 1e-3
+    lr_sync: float = 1e-3
+    lr_grid: float = 1e-2
+    lr_field: float = 2e-3
+    lr_depth: float = 1e-3
+    lr_blend: float = 2e-4
+    lr_half_steps: int = 3000
+    expression_fraction: float = 0.1
+    sync_fraction: float = 0.05
+    lips_fraction: float = 0.5  # the rest trains the Blend-Net
+    val_frames: int = 8
+
+    def __post_init__(self) -> None:
+        audio_channels(self.audio)
+        if self.encoding not in ("grid", "hash", "pe") or self.base not in ("warp", "none"):
+            raise ValueError(f"encoding must be grid, hash or pe and base warp or none; got {self.encoding}, {self.base}")
+
+    def code_index(self, frame: int) -> int:
+        return int(frame) // max(1, self.code_period)
+
+
+class Speech2LipEngine(Engine):
+    name = "speech2lip"
+    Config = Speech2LipConfig
+    lookahead = LOOKAHEAD
+
+    @classmethod
+    def trainable(cls, subject: Subject, cfg: Speech2LipConfig, device: str, train_idx, val_idx) -> Speech2LipModel:
+        parts = Parts(subject, cfg, device, fit_idx=np.asarray(train_idx))
+        parts.data.indices = np.concatenate([train_idx, val_idx])
+        parts.data.load()
+        return Speech2LipModel(parts, train_idx, val_idx)
+
+    @classmethod
+    def load(cls, model_dir: Path, subject: Subject, device: str) -> "Speech2LipEngine":
+        ck = torch.load(Path(model_dir) / "weights.pt", map_location="cpu", weights_only=False)
+        eng = cls(model_dir, subject, device)
+        eng.cfg = Speech2LipConfig(**ck["config"])
+        eng.features = window_features(eng.cfg.audio)
+        eng.parts = Parts(subject, eng.cfg, device, state=ck)
+        for m in (eng.parts.expression, eng.parts.field, eng.parts.blend):
+            m.eval()
+        eng.frames = RecordedFrames(subject)
+        return eng
+
+    def _codes(self, rows: Drive) -> torch.Tensor:
+        windows = feature_windows(self.cfg.audio, rows.visemes, rows.mel_windows)
+        return torch.from_numpy(self.parts.expression.predict(windows)).to(self.device)
+
+    @torch.no_grad()
+    def render_batch(self, rows: Drive, ks: np.ndarray, prepared, state: dict) -> list[np.ndarray]:
+        p, codes = self.parts, self._codes(rows)
+        frames, crops = [], []
+        for k in ks:
+            j = int(rows.pose_index[k])
+            frame = self.frames.get(j)["frame"]
+            frames.append((j, frame))
+            crops.append(p.warp_in(j, codes[k], frame=frame))
+        real, lips, mask = (torch.cat(x) for x in zip(*crops))
+        out = p.blend(real, lips, mask)
+        keep = soften(mask, 2, 3)  # the pixels the engine writes; the rest is the recorded frame
+        blended = to_uint8(out * keep + real * (1 - keep))
+        return [self._paste(frame, j, crop) for (j, frame), crop in zip(frames, blended)]
+
+    def _paste(self, frame: np.ndarray, j: int, crop: np.ndarray) -> np.ndarray:
+        x0, y0 = self.parts.crop_map(j)[0]
+        out = frame.copy()
+        h, w = crop.shape[:2]
+        H, W = out.shape[:2]
+        ys, xs = slice(max(0, y0), min(H, y0 + h)), slice(max(0, x0), min(W, x0 + w))
+        out[ys, xs] = crop[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
+        return out
+
+    def composite_mask(self, rows: Drive, k: int) -> np.ndarray:
+        """(H, W) float: how much of each pixel of output frame k the engine generated."""
+        (x0, y0), _, mask = self.parts.crop_map(int(rows.pose_index[k]))
+        m = soften(mask, 2, 3)[0, 0].cpu().numpy()
+        full = np.zeros((self.subject.size, self.subject.size), np.float32)
+        h, w = m.shape
+        S = self.subject.size
+        ys, xs = slice(max(0, y0), min(S, y0 + h)), slice(max(0, x0), min(S, x0 + w))
+        full[ys, xs] = m[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
+        return full

@@ -1,0 +1,147 @@
+"""Expression learner (seed: "Talking-head Generation with Rhythmic Head Motion", Sec. 3.2): audio → mouth shape.
+
+The target is the subject's pose-free mouth and jaw: the x, y of the inner and
+outer lip contours and the jaw line of ``canon_landmarks`` (61 points), as
+coefficients of a PCA fitted on the training frames (``MouthPCA``, 20
+components by default, each scaled to unit variance so all count alike).
+
+Input per frame: the shared per-frame audio windows (``audio/windows.py``:
+soft visemes and standardised log-mel). A window encoder (strided 1-D convs
+over the 16 steps) turns each frame's window into 64 numbers; temporal
+convolutions over a run of frames (kernel 5, then 5 dilated by 2, then 3)
+give each frame's coefficients from ±7 frames of context, so coarticulation is
+seen. Loss: squared error of the coefficients plus a velocity term (frame-to-
+frame differences against the truth's) against jitter. A few members with
+different seeds are trained side by side and averaged (measured on french.mp4,
+held-out aperture r of the decoded lips: one model 0.74-0.78 over seeds, three
+averaged 0.76-0.81).
+
+Look-ahead: 7 frames of temporal context + the windows' 4 = 11 frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..geometry import face as mesh
+from ..nn import Standardise
+
+__all__ = ["MOUTH_POINTS", "ExpressionConfig", "MouthPCA", "ExpressionNet", "ExpressionModel", "LOOKAHEAD"]
+
+MOUTH_POINTS = mesh.LIPS_OUTER + mesh.LIPS_INNER + mesh.JAW
+LOOKAHEAD = 11  # frames: temporal convs reach 7 frames, a window 4 more
+
+
+@dataclass
+class ExpressionConfig:
+    n_coeffs: int = 20
+    hidden: int = 128
+    dropout: float = 0.1
+    members: int = 3  # models with different seeds, averaged
+    seq: int = 32  # frames per training sequence
+    batch: int = 16  # sequences per step
+    lr: float = 1e-3
+    w_velocity: float = 1.0
+
+
+class MouthPCA(nn.Module):
+    """PCA of the pose-free mouth and jaw landmarks; coefficients have unit variance on the fit frames."""
+
+    def __init__(self, n_coeffs: int = 20, n_points: int = len(MOUTH_POINTS)):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_points * 2, dtype=torch.float64))
+        self.register_buffer("comps", torch.zeros(n_coeffs, n_points * 2, dtype=torch.float64))
+        self.register_buffer("scale", torch.ones(n_coeffs, dtype=torch.float64))
+
+    @staticmethod
+    def flat(canon: np.ndarray) -> np.ndarray:
+        return np.asarray(canon, np.float64)[:, MOUTH_POINTS, :2].reshape(len(canon), -1)
+
+    def fit(self, canon: np.ndarray, idx: np.ndarray) -> "MouthPCA":
+        x = self.flat(canon)[np.asarray(idx)]
+        mean = x.mean(0)
+        _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+        k = self.comps.shape[0]
+        self.mean.copy_(torch.from_numpy(mean))
+        self.comps.copy_(torch.from_numpy(vt[:k]))
+        self.scale.copy_(torch.from_numpy(np.maximum(s[:k] / np.sqrt(len(x)), 1e-9)))
+        return self
+
+    def encode(self, canon: np.ndarray) -> np.ndarray:
+        """(N, 478, 2+) pose-free landmarks → (N, K) float32 coefficients."""
+        c = (self.flat(canon) - self.mean.numpy()) @ self.comps.numpy().T / self.scale.numpy()
+        return c.astype(np.float32)
+
+    def decode(self, coeffs: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
+        """(N, K) → (N, 478, 2) landmarks: the mouth points from the coefficients, the rest from ``base``
+        (N or 1, 478, 2+; default the mean shape repeated, other points zero)."""
+        c = np.asarray(coeffs, np.float64)
+        pts = ((c * self.scale.numpy()) @ self.comps.numpy() + self.mean.numpy()).reshape(len(c), -1, 2)
+        out = np.zeros((len(c), mesh.N_LANDMARKS, 2)) if base is None else \
+            np.broadcast_to(np.asarray(base, np.float64)[..., :2], (len(c), mesh.N_LANDMARKS, 2)).copy()
+        out[:, MOUTH_POINTS] = pts
+        return out
+
+
+class ExpressionNet(nn.Module):
+    """(B, T, 16, C) audio windows of T consecutive frames → (B, T, K) coefficients."""
+
+    def __init__(self, channels: int, cfg: ExpressionConfig):
+        super().__init__()
+        self.norm = Standardise(channels)
+        slope = 0.02
+        convs: list[nn.Module] = []
+        for cin, cout in ((channels, 64), (64, 64), (64, 64), (64, 64)):  # 16 steps -> 1
+            convs += [nn.Conv1d(cin, cout, 3, 2, 1), nn.LeakyReLU(slope)]
+        self.window = nn.Sequential(*convs)
+        h = cfg.hidden
+        self.temporal = nn.Sequential(
+            nn.Conv1d(64, h, 5, padding=2), nn.LeakyReLU(slope), nn.Dropout(cfg.dropout),
+            nn.Conv1d(h, h, 5, padding=4, dilation=2), nn.LeakyReLU(slope), nn.Dropout(cfg.dropout),
+            nn.Conv1d(h, cfg.n_coeffs, 3, padding=1))
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        b, t = windows.shape[:2]
+        f = self.window(self.norm(windows.reshape(b * t, *windows.shape[2:])).transpose(1, 2))
+        return self.temporal(f.reshape(b, t, -1).transpose(1, 2)).transpose(1, 2)
+
+
+class ExpressionModel(nn.Module):
+    """The averaged members and the PCA they predict in: ``forward`` gives coefficients,
+    ``landmarks`` the pose-free mouth and jaw."""
+
+    def __init__(self, channels: int, cfg: ExpressionConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or ExpressionConfig()
+        self.members = nn.ModuleList(ExpressionNet(channels, cfg) for _ in range(cfg.members))
+        self.pca = MouthPCA(cfg.n_coeffs)
+
+    def set_input_stats(self, shift, scale) -> None:
+        for m in self.members:
+            m.norm.set(shift, scale)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(windows) for m in self.members]).mean(0)
+
+    def member_losses(self, windows: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Coefficient and velocity losses, summed over the members (each learns on its own)."""
+        coef = vel = 0.0
+        dt = target[:, 1:] - target[:, :-1]
+        for m in self.members:
+            p = m(windows)
+            coef = coef + ((p - target) ** 2).mean()
+            vel = vel + (((p[:, 1:] - p[:, :-1]) - dt) ** 2).mean()
+        return {"coef": coef, "velocity": self.cfg.w_velocity * vel}
+
+    @torch.no_grad()
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """(N, 16, C) windows of consecutive frames → (N, K) coefficients (edges see clamped context)."""
+        was = self.training
+        self.eval()
+        out = self(torch.from_numpy(np.asarray(windows, np.float32))[None])[0].numpy()
+        self.train(was)
+        return out
