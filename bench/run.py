@@ -1,6 +1,6 @@
 """Benchmark harness: prepare → train (time budget) → evaluate, engines side by side.
 
-    python bench/run.py VIDEO --engines viseme,nerf --minutes 30 [--drive WAV] [--work DIR]
+    python bench/run.py VIDEO --engines viseme,nerf,speech2lip --minutes 30 [--drive WAV] [--work DIR]
 
 An engine spec is ``name`` or ``name:key=value,key=value`` (config overrides,
 e.g. ``viseme:augment=false`` for the ablation); each gets its own column.
@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-ROWS = [("psnr", "PSNR (dB)"), ("psnr_mouth", "PSNR mouth (dB)"), ("ssim", "SSIM"), ("lmd", "LMD (px @512²)"),
+ROWS = [("psnr", "PSNR (dB)"), ("psnr_mouth", "PSNR mouth (dB)"), ("psnr_generated", "PSNR generated pixels (dB)"),
+        ("copied_fraction", "copied fraction"), ("ssim", "SSIM"), ("lmd", "LMD (px @512²)"),
         ("aperture_r", "aperture r"), ("blink_f1", "blink F1"), ("cpbd", "CPBD rendered / real"),
         ("flicker", "flicker"), ("fps", "render FPS"), ("rtf", "RTF"), ("peak_ram_mb", "peak RAM (MB)")]
 CROSS = [("viseme_consistency", "viseme consistency (drive)"), ("av_lag_ms", "A/V lag ms (drive)")]
