@@ -241,3 +241,28 @@ def test_feature_stream_delay_is_bounded(tts16k):
     batch = compute_audio_features(wav, 16000, len(live), fps)["visemes"]
     prior = np.array([mouth_openness_prior(i) for i in range(len(VISEMES))])
     assert np.corrcoef(live @ prior, batch @ prior)[0, 1] > 0.7
+
+
+def test_mel_renormalisation_closed_forms():
+    from talkinghead.audio.windows import local_mel_stats, mel_stats, renormalise
+
+    rng = np.random.default_rng(0)
+    mel = rng.normal(3.0, 2.0, (40, 16, 80)).astype(np.float32) * np.linspace(0.5, 2, 80, dtype=np.float32)
+    mean, std = mel_stats(mel)
+    np.testing.assert_allclose(mean, mel.reshape(-1, 80).mean(0), atol=1e-4)
+    # a context as long as the utterance: every frame sees the utterance's statistics
+    lm, ls = local_mel_stats(mel, 40)
+    np.testing.assert_allclose(lm, np.broadcast_to(mean, lm.shape), atol=1e-4)
+    np.testing.assert_allclose(ls, np.broadcast_to(std, ls.shape), rtol=1e-3)
+    # a context of one frame: that frame's own statistics
+    lm1, _ = local_mel_stats(mel, 1)
+    np.testing.assert_allclose(lm1, mel.mean(1), atol=1e-4)
+    # mapped to a target, the utterance has exactly the target's statistics; visemes untouched
+    target = (np.full(80, -1.0, np.float32), np.full(80, 0.5, np.float32))
+    win = np.concatenate([np.ones((40, 16, 15), np.float32), mel], -1)
+    out = renormalise("both", win, (mean, std), target)
+    m2, s2 = mel_stats(out[..., 15:])
+    np.testing.assert_allclose(m2, target[0], atol=1e-4)
+    np.testing.assert_allclose(s2, target[1], rtol=1e-3)
+    np.testing.assert_array_equal(out[..., :15], win[..., :15])
+    np.testing.assert_array_equal(renormalise("visemes", win[..., :15], (mean, std), target), win[..., :15])

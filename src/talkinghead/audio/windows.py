@@ -13,7 +13,7 @@ network, so they are saved and loaded with its weights.
 from __future__ import annotations
 
 import numpy as np
-__all__ = ["AUDIO_KINDS", "audio_channels", "window_features", "viseme_windows16", "feature_windows", "input_stats"]
+__all__ = ["AUDIO_KINDS", "audio_channels", "window_features", "mel_stats", "local_mel_stats", "renormalise", "viseme_windows16", "feature_windows", "input_stats"]
 
 AUDIO_KINDS = {"visemes": 15, "mel": 80, "both": 95}  # -> channels per window step
 
@@ -51,6 +51,41 @@ def feature_windows(kind: str, visemes: np.ndarray, mel_windows: np.ndarray) -> 
     if kind in ("mel", "both"):
         parts.append(np.asarray(mel_windows, np.float32))
     return parts[0] if len(parts) == 1 else np.concatenate(parts, -1)
+
+
+def mel_stats(mel_windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band (mean, std) of an utterance's log-mel windows (N, T, 80): its level and spectral tilt."""
+    m = np.asarray(mel_windows, np.float64).reshape(-1, 80)
+    return m.mean(0).astype(np.float32), np.maximum(m.std(0), 1e-3).astype(np.float32)
+
+
+def local_mel_stats(mel_windows: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the (mean, std) (N, 80) of the mel windows of the ``context`` frames centred on it
+    (clamped at the ends): what ``mel_stats`` gives for an utterance of that length around the frame."""
+    m = np.asarray(mel_windows, np.float64).mean(1)  # (N, 80) per-frame means
+    m2 = (np.asarray(mel_windows, np.float64) ** 2).mean(1)
+    n = len(m)
+    c1, c2 = np.vstack([np.zeros((1, 80)), np.cumsum(m, 0)]), np.vstack([np.zeros((1, 80)), np.cumsum(m2, 0)])
+    lo = np.clip(np.arange(n) - context // 2, 0, max(0, n - context))
+    hi = np.minimum(lo + context, n)
+    cnt = (hi - lo)[:, None]
+    mean = (c1[hi] - c1[lo]) / cnt
+    std = np.sqrt(np.maximum((c2[hi] - c2[lo]) / cnt - mean ** 2, 1e-6))
+    return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
+
+
+def renormalise(kind: str, windows: np.ndarray, source, target) -> np.ndarray:
+    """Windows whose mel channels are mapped from an utterance's (mean, std) ``source`` (per band, or per
+    frame (N, 80)) to ``target`` (e.g. the training audio's): another voice or microphone, same scale."""
+    if kind == "visemes":
+        return windows
+    out = np.array(windows, np.float32, copy=True)
+    (ms, ss), (mt, st) = (np.asarray(x, np.float32) for x in source), (np.asarray(x, np.float32) for x in target)
+    if ms.ndim == 2:  # one (mean, std) per leading row: broadcast over the rest
+        shape = (ms.shape[0],) + (1,) * (out.ndim - 2) + (80,)
+        ms, ss = ms.reshape(shape), ss.reshape(shape)
+    out[..., -80:] = (out[..., -80:] - ms) / ss * st + mt
+    return out
 
 
 def input_stats(kind: str, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..audio.windows import mel_stats
 from ..engines.base import Drive, Engine
 from ..errors import InputError
 from .schedule import Schedule
@@ -50,5 +51,6 @@ def build_drive(engine: Engine, audio: str | Path | None = None, text: str | Non
         background = read_background(background)
     if speech is None:
         speech = load_speech(audio, text, subject.fps, engine.features)
+    stats = None if speech.mel_windows is None else mel_stats(speech.mel_windows)
     return Drive(fps=subject.fps, visemes=speech.visemes, mel_windows=speech.mel_windows, audio=speech.audio,
-                 background=background, **schedule.rows(0, len(speech)))
+                 background=background, mel_stats=stats, **schedule.rows(0, len(speech)))

@@ -39,13 +39,22 @@ class DriveStream:
                                       commit_s=commit_s)
         self.background = read_background(background) if isinstance(background, (str, Path)) else background
         self.n = 0
+        self.mel_sum, self.mel_sq, self.mel_n = np.zeros(80), np.zeros(80), 0  # running utterance statistics
 
     def _rows(self, feats: dict) -> Drive:
         k = feats["frames"]
         rows = self.schedule.rows(self.n, self.n + k)
         self.n += k
+        stats = None
+        if feats["mel_windows"] is not None:
+            m = feats["mel_windows"].reshape(-1, 80).astype(np.float64)
+            self.mel_sum, self.mel_sq, self.mel_n = self.mel_sum + m.sum(0), self.mel_sq + (m ** 2).sum(0), self.mel_n + len(m)
+            if self.mel_n:
+                mean = self.mel_sum / self.mel_n
+                std = np.sqrt(np.maximum(self.mel_sq / self.mel_n - mean ** 2, 1e-6))
+                stats = (mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32))
         return Drive(fps=self.fps, visemes=feats["visemes"], mel_windows=feats["mel_windows"],
-                     background=self.background, **rows)
+                     background=self.background, mel_stats=stats, **rows)
 
     def push(self, pcm: np.ndarray) -> Drive:
         return self._rows(self.features.push(pcm))

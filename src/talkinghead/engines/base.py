@@ -47,6 +47,7 @@ class Drive:
     rotation: np.ndarray | None = None  # (N, 3, 3) user head pose (engines with free_pose)
     translation: np.ndarray | None = None  # (N, 3) cm, with ``rotation``
     background: np.ndarray | None = None  # (S, S, 3) uint8 plate to render over (engines with background_swap)
+    mel_stats: tuple | None = None  # per-band (mean, std) of the utterance's log-mel (a stream: so far)
 
     ROWS: ClassVar[tuple[str, ...]] = ("visemes", "mel_windows", "pose_index", "eye", "rotation", "translation")
 

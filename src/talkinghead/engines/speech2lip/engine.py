@@ -103,6 +103,7 @@ class Speech2LipEngine(Engine):
 
     def _codes(self, rows: Drive) -> torch.Tensor:
         windows = feature_windows(self.cfg.audio, rows.visemes, rows.mel_windows)
+        windows = self.parts.expression_input(windows, rows.mel_stats)
         return torch.from_numpy(self.parts.expression.predict(windows)).to(self.device)
 
     @torch.no_grad()

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...audio.windows import audio_channels, feature_windows, input_stats
+from ...audio.windows import (audio_channels, feature_windows, input_stats, local_mel_stats, mel_stats,
+                              renormalise)
 from ...geometry import face as mesh
 from ...geometry.pose import project
 from ...motion import ExpressionConfig, ExpressionModel
@@ -65,10 +66,13 @@ class Parts:
         self.blend = BlendNet(cfg.blend_base).to(device)
         self.windows = feature_windows(cfg.audio, af["visemes"], af["mel_windows"]).astype(np.float32)
         self.windows_t = torch.from_numpy(self.windows).to(device)
+        # the statistics of the 5 s around each frame: what normalises its audio as a drive's would be
+        self.local_stats = local_mel_stats(af["mel_windows"], ExpressionConfig().context)
         if state is None:
             self.field.set_texture(subject.frame(self.c)[y0:y0 + h, x0:x0 + w])
             stats = input_stats(cfg.audio, self.windows[fit_idx])
             self.expression.set_input_stats(*stats)
+            self.expression.set_reference(*mel_stats(af["mel_windows"][fit_idx]))
             self.sync.norm.set(*stats)
             self.expression.pca.fit(tr["canon_landmarks"], fit_idx)
         else:
@@ -184,10 +188,16 @@ class Parts:
         return real, lips.T.reshape(1, 3, h, w), mask
 
     # ---- metrics and saving -----------------------------------------------------------------------
+    def expression_input(self, windows: np.ndarray, stats) -> np.ndarray:
+        """Audio windows mapped from their utterance's log-mel statistics to the training audio's."""
+        return windows if stats is None else renormalise(self.cfg.audio, windows, stats, self.expression.reference())
+
     def expression_metrics(self, idx: np.ndarray) -> dict:
-        """Held-out aperture r and mouth LMD (px at 512²) of the expression learner alone."""
+        """Held-out aperture r and mouth LMD (px at 512²) of the expression learner alone, its audio
+        normalised as a drive of those frames would be."""
         tr = self.subject.tracks
-        coef = self.expression.predict(self.windows)[idx]
+        stats = mel_stats(self.subject.audio_features["mel_windows"][idx])
+        coef = self.expression.predict(self.expression_input(self.windows[idx], stats))
         lm = tr["canon_landmarks"][idx].astype(np.float64).copy()
         lm[..., :2] = self.expression.pca.decode(coef, lm)
         r = float(np.corrcoef(mesh.mouth_aperture(lm[..., :2]), tr["aperture"][idx])[0, 1])

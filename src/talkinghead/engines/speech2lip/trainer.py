@@ -60,10 +60,16 @@ class Speech2LipModel(TrainModel):
 
     # ---- 1. expression ----------------------------------------------------------------------------
     def expression_batch(self, step: int) -> dict:
-        e, lo, hi = self.p.expression.cfg, int(self.train_idx[0]), int(self.train_idx[-1]) + 1
+        p, e = self.p, self.p.expression.cfg
+        lo, hi = int(self.train_idx[0]), int(self.train_idx[-1]) + 1
         t = min(e.seq, hi - lo)
         idx = self.rng.integers(lo, hi - t + 1, e.batch)[:, None] + np.arange(t)
-        return {"w": self.p.windows_t[idx], "y": self.p.codes_t[idx]}
+        centre = idx[:, t // 2]  # each sequence normalised by the statistics around it, as a drive is
+        w = p.expression_input(p.windows[idx], (p.local_stats[0][centre], p.local_stats[1][centre]))
+        if self.cfg.audio != "visemes":  # some sequences without log-mel: the visemes must carry the mouth
+            drop = self.rng.random(len(w)) < e.mel_dropout
+            w[drop, ..., -80:] = p.expression.reference()[0]
+        return {"w": torch.from_numpy(w).to(p.device), "y": p.codes_t[idx]}
 
     def expression_losses(self, b: dict, step: int) -> dict:
         return self.p.expression.member_losses(b["w"], b["y"])
@@ -85,7 +91,8 @@ class Speech2LipModel(TrainModel):
     def predicted_codes(self) -> torch.Tensor:
         """The expression learner's codes for every frame (computed once, after its phase)."""
         if self._pred_codes is None:
-            self._pred_codes = torch.from_numpy(self.p.expression.predict(self.p.windows)).to(self.p.device)
+            w = self.p.expression_input(self.p.windows, self.p.local_stats)
+            self._pred_codes = torch.from_numpy(self.p.expression.predict(w)).to(self.p.device)
         return self._pred_codes
 
     def lips_batch(self, step: int) -> dict:
