@@ -17,3 +17,16 @@ def speaker_subject(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("speaker")
     video = synthesize_speaker(tmp / "speaker.mp4", seconds=14, seed=3, size=256)
     return prepare(video, tmp / "subject", config=PrepareConfig(size=256))
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the command line: ``cli(*argv)`` → (exit code, its first ``error:`` line or "")."""
+    from talkinghead.cli import main
+
+    def run(*argv):
+        code = main([str(a) for a in argv])
+        err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+        return code, err[0] if err else ""
+
+    return run

@@ -83,13 +83,7 @@ class ToyEngine(Engine):
         return [paint(self.subject.frame(int(j)), boxes[int(j)], self.colour) for j in rows.pose_index[ks]]
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
-    return code, err[0] if err else ""
-
-
-def test_a_third_engine_trains_says_and_evaluates_through_the_public_interface(speaker_subject, tmp_path, capsys):
+def test_a_third_engine_trains_says_and_evaluates_through_the_public_interface(speaker_subject, tmp_path, cli):
     register_engine("toy", ToyEngine)
     model = tmp_path / "toy"
     assert main(["train", str(speaker_subject), "--engine", "toy", "-o", str(model), "--steps", "150"]) == 0
@@ -120,15 +114,15 @@ def test_a_third_engine_trains_says_and_evaluates_through_the_public_interface(s
     # Abilities: one clear line naming what the engine can do, nothing written.
     (tmp_path / "pose.txt").write_text("0 0 0\n")
     bad = tmp_path / "bad.mp4"
-    code, err = run(capsys, "say", model, "--text", "hi", "-o", bad, "--background", tmp_path / "x.png")
+    code, err = cli("say", model, "--text", "hi", "-o", bad, "--background", tmp_path / "x.png")
     assert code == 2 and "toy engine cannot swap the background" in err and "nerf" in err
-    code, err = run(capsys, "say", model, "--text", "hi", "-o", bad, "--pose", tmp_path / "pose.txt")
+    code, err = cli("say", model, "--text", "hi", "-o", bad, "--pose", tmp_path / "pose.txt")
     assert code == 2 and "cannot render any head pose" in err and "replay recorded poses" in err
-    code, err = run(capsys, "say", model, "--text", "hi", "-o", bad, "--eye", "0.5")
+    code, err = cli("say", model, "--text", "hi", "-o", bad, "--eye", "0.5")
     assert code == 2 and "cannot set eye openness" in err
     assert not bad.exists()
     # A model directory of another engine is not trained over.
-    code, err = run(capsys, "train", speaker_subject, "--engine", "viseme", "-o", model, "--steps", "1")
+    code, err = cli("train", speaker_subject, "--engine", "viseme", "-o", model, "--steps", "1")
     assert code == 2 and "holds a 'toy' model" in err
 
 

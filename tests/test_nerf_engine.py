@@ -14,6 +14,8 @@ import pytest
 
 from talkinghead.cli import main
 from talkinghead.io.video import iter_frames, probe
+
+from drives import PAD_S, silent_and_vowel_frames, vowel_silence_drive
 from talkinghead.subject import Subject
 
 TINY = ["size=64", "grid_levels=8", "grid_log2_size=14", "rays_per_frame=512", "frames_per_step=1",
@@ -90,28 +92,19 @@ def _render_size_contrast(subject: Subject, size: int) -> float:
 
 
 def test_mouth_opens_on_vowels_and_rests_in_silence(trained, tmp_path):
-    from talkinghead.audio.tts import synthesize
-    from talkinghead.audio.wav import write_wav
     from talkinghead.drive import still_frame
 
-    tts = synthesize("Papa. Ah. Bob. Ah.", rate=120).resampled(16000)
-    pad = np.zeros(int(1.6 * 16000), np.float32)
-    write_wav(tmp_path / "drive.wav", np.concatenate([pad, tts.audio, pad]))
+    wav, tts = vowel_silence_drive(tmp_path)
     out = tmp_path / "drive.mp4"
-    assert main(["say", str(trained["model"]), "--audio", str(tmp_path / "drive.wav"), "-o", str(out),
+    assert main(["say", str(trained["model"]), "--audio", str(wav), "-o", str(out),
                  "--pose", "still", "--blink", "none"]) == 0
     info = probe(out)
     assert info.has_audio and (info.width, info.height) == (256, 256)
     subject = Subject.open(trained["subject"])
     box = subject.tracks["lip_box"][still_frame(subject)]
     gray = _lip_gray(iter_frames(out, 25), itertools.repeat(box))
-    t = (np.arange(len(gray)) + 0.5) / 25
-    silent = (t < 1.4) | (t > 1.6 + tts.duration + 0.2)
-    vowel = np.zeros(len(gray), bool)
-    for p in tts.phonemes:
-        if p.viseme == 10:  # aa
-            vowel |= (t >= p.start + 1.6) & (t < p.end + 1.6)
-    assert abs(len(gray) - math.ceil((3.2 + tts.duration) * 25)) <= 1
+    silent, vowel = silent_and_vowel_frames(len(gray), tts)
+    assert abs(len(gray) - math.ceil((2 * PAD_S + tts.duration) * 25)) <= 1
     contrast = _render_size_contrast(subject, 64)  # the tiny model renders at 64²
     assert contrast > 3, contrast  # the check below means something
     # In silence the mouth rests (and stays put while the audio is silent); on "aa" it opens: the lip

@@ -11,6 +11,8 @@ import pytest
 from talkinghead.cli import main
 from talkinghead.io.video import probe
 
+from drives import PAD_S, assert_opens_on_vowels_and_shuts_in_silence, vowel_silence_drive
+
 TINY = ["expr_members=1", "expr_hidden=64", "field_hidden=32", "grid_levels=8", "blend_base=8", "sync_batch=16",
         "patch=32", "val_frames=4", "checkpoint_minutes=100", "expression_fraction=0.25", "sync_fraction=0.05",
         "lips_fraction=0.45", "gan_start=100000"]
@@ -44,30 +46,46 @@ def test_train_writes_a_model_and_every_phase_learns(trained):
 
 
 def test_mouth_opens_on_vowels_and_stays_shut_in_silence_while_the_head_moves(trained, tmp_path):
-    from talkinghead.audio.tts import synthesize
-    from talkinghead.audio.wav import write_wav
     from talkinghead.evaluate.analyze import analyze_video
 
-    tts = synthesize("Papa. Ah. Bob. Ah.", rate=120).resampled(16000)
-    pad = np.zeros(int(1.6 * 16000), np.float32)
-    write_wav(tmp_path / "drive.wav", np.concatenate([pad, tts.audio, pad]))
+    wav, tts = vowel_silence_drive(tmp_path)
     out = tmp_path / "drive.mp4"
-    assert main(["say", str(trained["model"]), "--audio", str(tmp_path / "drive.wav"), "-o", str(out)]) == 0
+    assert main(["say", str(trained["model"]), "--audio", str(wav), "-o", str(out)]) == 0
     info = probe(out)
     assert info.has_audio and (info.width, info.height) == (256, 256)
     ap = analyze_video(out).aperture
-    t = (np.arange(len(ap)) + 0.5) / 25
-    silent = (t < 1.4) | (t > 1.6 + tts.duration + 0.2)
-    vowel = np.zeros(len(ap), bool)
-    for p in tts.phonemes:
-        if p.viseme == 10:  # aa
-            vowel |= (t >= p.start + 1.6) & (t < p.end + 1.6)
-    assert np.isfinite(ap).mean() > 0.9
-    sil, vow = np.nanmedian(ap[silent]), np.nanmax(ap[vowel])
-    closed = np.percentile(np.load(trained["subject"] / "tracks.npz")["aperture"], 30)
-    assert vow > sil + 0.04, (sil, vow)
-    assert sil < closed + 0.03, (sil, closed)
-    assert len(ap) == math.ceil((len(tts.audio) + 2 * len(pad)) / 16000 * 25)
+    assert_opens_on_vowels_and_shuts_in_silence(ap, tts, trained["subject"])
+    assert len(ap) == math.ceil((len(tts.audio) + 2 * int(PAD_S * 16000)) / 16000 * 25)
+
+
+def test_free_pose_moves_the_head_and_the_lips_with_it(trained, tmp_path):
+    """``--pose FILE``: a yaw sweep of ±12° with a sideways sweep of ±1.5 cm around the still pose moves the
+    rendered head (its tracked nose follows where the pose projects it) and the generated lips go with it."""
+    from talkinghead.evaluate.analyze import analyze_video
+    from talkinghead.geometry.pose import matrix_from_euler, project
+    from talkinghead.subject import Subject
+
+    subject = Subject.open(trained["subject"])
+    tr, s = subject.tracks, subject.neutral_frame()
+    e0, t0 = tr["euler_deg"][s].astype(np.float64), tr["translation"][s].astype(np.float64)
+    k = np.linspace(0, 2 * np.pi, 25)
+    pose = np.stack([e0[0] + 12 * np.sin(k), np.full(25, e0[1]), np.full(25, e0[2]), t0[0] + 1.5 * np.cos(k),
+                     np.full(25, t0[1]), np.full(25, t0[2])], 1)
+    np.savetxt(tmp_path / "pose.txt", pose)
+    out = tmp_path / "turn.mp4"
+    assert main(["say", str(trained["model"]), "--text", "Papa, ah.", "-o", str(out), "--pose",
+                 str(tmp_path / "pose.txt")]) == 0
+    a = analyze_video(out)
+    n = min(len(a.landmarks), len(pose))
+    ok = a.found[:n]
+    assert ok.mean() > 0.9
+    K, X = tr["intrinsics"].astype(np.float64), tr["canon_landmarks"][s].astype(np.float64)
+    expect = np.stack([project(X, matrix_from_euler(*p[:3]), p[3:], K) for p in pose[:n]])[ok, :, 0]
+    seen = a.landmarks[:n, :, 0][ok]  # x: the speech opens the mouth vertically, the pose moves it sideways
+    for i in (1, 0, 17, 61, 291):  # nose tip; outer lip middle top/bottom and corners
+        assert np.corrcoef(seen[:, i], expect[:, i])[0, 1] > 0.9, i
+        assert 0.7 < np.ptp(seen[:, i]) / np.ptp(expect[:, i]) < 1.4, i
+        assert np.abs(seen[:, i] - expect[:, i]).mean() < 1.5, i
 
 
 def test_evaluate_reports_what_was_generated_and_what_copied(trained, tmp_path):
@@ -79,30 +97,24 @@ def test_evaluate_reports_what_was_generated_and_what_copied(trained, tmp_path):
     assert "generated pixels (magenta)" in html and "mouth x" in html
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
-    return code, err[0] if err else ""
-
-
-def test_bad_inputs(trained, tmp_path, capsys):
+def test_bad_inputs(trained, tmp_path, cli):
     from talkinghead.audio.wav import write_wav
 
     model = trained["model"]
     write_wav(tmp_path / "silent.wav", np.zeros(16000, np.float32))
-    code, err = run(capsys, "say", model, "--audio", tmp_path / "silent.wav", "-o", tmp_path / "o.mp4")
+    code, err = cli("say", model, "--audio", tmp_path / "silent.wav", "-o", tmp_path / "o.mp4")
     assert code == 2 and "silent" in err
-    code, err = run(capsys, "say", model, "--text", "hi", "-o", tmp_path / "o.mp4", "--background", tmp_path / "x.png")
+    code, err = cli("say", model, "--text", "hi", "-o", tmp_path / "o.mp4", "--background", tmp_path / "x.png")
     assert code == 2 and "speech2lip engine cannot swap the background" in err
-    code, err = run(capsys, "train", trained["subject"], "--engine", "viseme", "-o", model, "--steps", "1")
+    code, err = cli("train", trained["subject"], "--engine", "viseme", "-o", model, "--steps", "1")
     assert code == 2 and "holds a 'speech2lip' model" in err
     other = tmp_path / "other"
     other.mkdir()
     meta = json.loads((trained["subject"] / "subject.json").read_text())
     (other / "subject.json").write_text(json.dumps({**meta, "key": "different"}))
-    code, err = run(capsys, "say", model, "--text", "hi", "-o", tmp_path / "o.mp4", "--subject", other)
+    code, err = cli("say", model, "--text", "hi", "-o", tmp_path / "o.mp4", "--subject", other)
     assert code == 2 and "not the one this model was trained on" in err
-    code, err = run(capsys, "train", trained["subject"], "--engine", "speech2lip", "-o", tmp_path / "bad", "--steps",
+    code, err = cli("train", trained["subject"], "--engine", "speech2lip", "-o", tmp_path / "bad", "--steps",
                     "1", "--set", "encoding=fourier")
     assert code == 2 and "encoding" in err and not (tmp_path / "bad").exists()
     assert not (tmp_path / "o.mp4").exists()

@@ -17,6 +17,8 @@ import pytest
 from talkinghead.cli import main
 from talkinghead.io.video import iter_frames, probe
 
+from drives import assert_opens_on_vowels_and_shuts_in_silence, vowel_silence_drive
+
 TINY = ["size=64", "mouth_size=32", "base=8", "batch_size=8", "gan_start=100000", "val_frames=4",
         "lr=0.001"]
 
@@ -47,7 +49,7 @@ def test_train_writes_a_complete_model_dir(trained):
     assert "val_psnr" in log[0] and len(log) > 5
 
 
-def test_say_round_trip_length_and_audio(trained, tmp_path, capsys):
+def test_say_round_trip_length_and_audio(trained, tmp_path):
     out = tmp_path / "hello.mp4"
     assert main(["say", str(trained["model"]), "--text", "Hello there, my friend.", "-o", str(out)]) == 0
     info = probe(out)
@@ -61,29 +63,10 @@ def test_say_round_trip_length_and_audio(trained, tmp_path, capsys):
 
 def test_mouth_closed_in_silence_open_on_vowels_while_head_moves(trained, tmp_path):
     """NEON's Fig. 8 claim, measured: aperture on rendered frames follows the audio, not the pose."""
-    from talkinghead.audio.tts import synthesize
-    from talkinghead.audio.wav import write_wav
-
-    tts = synthesize("Papa. Ah. Bob. Ah.", rate=120).resampled(16000)
-    pad = np.zeros(int(1.6 * 16000), np.float32)
-    wav = np.concatenate([pad, tts.audio, pad])
-    write_wav(tmp_path / "drive.wav", wav)
+    wav, tts = vowel_silence_drive(tmp_path)
     out = tmp_path / "drive.mp4"
-    assert main(["say", str(trained["model"]), "--audio", str(tmp_path / "drive.wav"), "-o", str(out),
-                 "--pose", "train"]) == 0
-    ap = aperture_of(out)
-    fps, n = 25, len(ap)
-    t = (np.arange(n) + 0.5) / fps
-    silent = (t < 1.4) | (t > 1.6 + tts.duration + 0.2)
-    vowel = np.zeros(n, bool)
-    for p in tts.phonemes:
-        if p.viseme == 10:  # aa
-            vowel |= (t >= p.start + 1.6) & (t < p.end + 1.6)
-    assert np.isfinite(ap).mean() > 0.9
-    sil, vow = np.nanmedian(ap[silent]), np.nanmax(ap[vowel])
-    closed = np.percentile(np.load(trained["subject"] / "tracks.npz")["aperture"], 30)
-    assert vow > sil + 0.04, (sil, vow)
-    assert sil < closed + 0.03, (sil, closed)
+    assert main(["say", str(trained["model"]), "--audio", str(wav), "-o", str(out), "--pose", "train"]) == 0
+    assert_opens_on_vowels_and_shuts_in_silence(aperture_of(out), tts, trained["subject"])
 
 
 def test_train_resumes_after_kill(trained, tmp_path):
@@ -108,31 +91,25 @@ def test_train_resumes_after_kill(trained, tmp_path):
     assert (tmp_path / "m" / "weights.pt").exists()
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
-    return code, err[0] if err else ""
-
-
-def test_bad_inputs(trained, tmp_path, capsys):
+def test_bad_inputs(trained, tmp_path, cli):
     from talkinghead.audio.wav import write_wav
 
     model = trained["model"]
-    code, err = run(capsys, "say", tmp_path / "nope", "--text", "hi", "-o", tmp_path / "o.mp4")
+    code, err = cli("say", tmp_path / "nope", "--text", "hi", "-o", tmp_path / "o.mp4")
     assert code != 0 and "not a model directory" in err
-    code, err = run(capsys, "train", trained["subject"], "--engine", "nope", "--steps", "1")
+    code, err = cli("train", trained["subject"], "--engine", "nope", "--steps", "1")
     assert code != 0 and "unknown engine" in err
     for engine in ("viseme", "nerf"):  # a bad setting value: one line, nothing written
-        code, err = run(capsys, "train", trained["subject"], "--engine", engine, "--steps", "1",
+        code, err = cli("train", trained["subject"], "--engine", engine, "--steps", "1",
                         "-o", tmp_path / f"bad_{engine}", "--set", "audio=mfcc")
         assert code == 2 and "audio must be one of" in err and not (tmp_path / f"bad_{engine}").exists()
     write_wav(tmp_path / "silent.wav", np.zeros(16000, np.float32))
-    code, err = run(capsys, "say", model, "--audio", tmp_path / "silent.wav", "-o", tmp_path / "o.mp4")
+    code, err = cli("say", model, "--audio", tmp_path / "silent.wav", "-o", tmp_path / "o.mp4")
     assert code != 0 and "silent" in err
     write_wav(tmp_path / "empty.wav", np.zeros(10, np.float32))
-    code, err = run(capsys, "say", model, "--audio", tmp_path / "empty.wav", "-o", tmp_path / "o.mp4")
+    code, err = cli("say", model, "--audio", tmp_path / "empty.wav", "-o", tmp_path / "o.mp4")
     assert code != 0 and "empty" in err
-    code, err = run(capsys, "say", model, "--text", "...", "-o", tmp_path / "o.mp4")
+    code, err = cli("say", model, "--text", "...", "-o", tmp_path / "o.mp4")
     assert code != 0 and err
     assert not (tmp_path / "o.mp4").exists()
     # A model used with another subject.
@@ -140,13 +117,13 @@ def test_bad_inputs(trained, tmp_path, capsys):
     other.mkdir()
     meta = json.loads((trained["subject"] / "subject.json").read_text())
     (other / "subject.json").write_text(json.dumps({**meta, "key": "different"}))
-    code, err = run(capsys, "say", model, "--text", "hi", "-o", tmp_path / "o.mp4", "--subject", other)
+    code, err = cli("say", model, "--text", "hi", "-o", tmp_path / "o.mp4", "--subject", other)
     assert code != 0 and "not the one this model was trained on" in err
-    code, err = run(capsys, "train", other, "-o", model, "--steps", "1")
+    code, err = cli("train", other, "-o", model, "--steps", "1")
     assert code != 0 and "another subject" in err
 
 
-def test_self_driven_evaluation_ranks_trained_above_untrained(trained, tmp_path, capsys):
+def test_self_driven_evaluation_ranks_trained_above_untrained(trained, tmp_path):
     """evaluate MODEL_DIR writes exactly the documented metrics, and they can tell a trained model from noise."""
     import shutil
 

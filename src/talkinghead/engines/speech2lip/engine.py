@@ -5,8 +5,10 @@ the expression learner turns audio into a mouth-shape code; the implicit lip
 model renders the lower face for that code in the canonical view; GAMEM maps
 it into the replayed frame at that frame's head pose; the Blend-Net blends it
 with the real frame, whose own lower face is masked out. Everything outside
-the region is the recorded frame, untouched. Look-ahead: 11 frames (the
-expression learner's temporal context).
+the region is the recorded frame, untouched. Any head pose (``--pose FILE``):
+the still frame's head is moved there through its depth (``repose.py``) and
+the lips are mapped in at that pose. Look-ahead: 11 frames (the expression
+learner's temporal context).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from ...motion import LOOKAHEAD
 from ...subject import Subject
 from ..base import Drive, Engine, EngineConfig
 from .blend import soften
+from .gamem import Camera
 from .parts import Parts, to_uint8
+from .repose import HeadRepose
 from .trainer import Speech2LipModel
 
 
@@ -81,6 +85,7 @@ class Speech2LipEngine(Engine):
     name = "speech2lip"
     Config = Speech2LipConfig
     lookahead = LOOKAHEAD
+    free_pose = True
 
     @classmethod
     def trainable(cls, subject: Subject, cfg: Speech2LipConfig, device: str, train_idx, val_idx) -> Speech2LipModel:
@@ -99,7 +104,18 @@ class Speech2LipEngine(Engine):
         for m in (eng.parts.expression, eng.parts.field, eng.parts.blend):
             m.eval()
         eng.frames = RecordedFrames(subject)
+        eng._repose = None
         return eng
+
+    def _posed(self, rows: Drive, k: int, j: int) -> tuple[np.ndarray, Camera | None]:
+        """Output frame k's plate: the recorded frame j, or with a user pose the still frame re-posed."""
+        if rows.rotation is None:
+            return self.frames.get(j)["frame"], None
+        if self._repose is None or self._repose.s != j:
+            self._repose = HeadRepose(self.subject, j, self.device)
+        f = lambda x: torch.as_tensor(np.asarray(x, np.float32), device=self.device)  # noqa: E731
+        cam = Camera(f(rows.rotation[k]), f(rows.translation[k]), self._repose.cam.K)
+        return self._repose.render(cam), cam
 
     def _codes(self, rows: Drive) -> torch.Tensor:
         windows = feature_windows(self.cfg.audio, rows.visemes, rows.mel_windows)
@@ -112,17 +128,18 @@ class Speech2LipEngine(Engine):
         frames, crops = [], []
         for k in ks:
             j = int(rows.pose_index[k])
-            frame = self.frames.get(j)["frame"]
-            frames.append((j, frame))
-            crops.append(p.warp_in(j, codes[k], frame=frame))
+            frame, cam = self._posed(rows, k, j)
+            real, lips, mask = p.warp_in(j, codes[k], cam=cam, frame=frame)
+            frames.append((frame, p.data.origin_of(j, cam)))
+            crops.append((real, lips, mask))
         real, lips, mask = (torch.cat(x) for x in zip(*crops))
         out = p.blend(real, lips, mask)
         keep = soften(mask, 2, 3)  # the pixels the engine writes; the rest is the recorded frame
         blended = to_uint8(out * keep + real * (1 - keep))
-        return [self._paste(frame, j, crop) for (j, frame), crop in zip(frames, blended)]
+        return [self._paste(frame, origin, crop) for (frame, origin), crop in zip(frames, blended)]
 
-    def _paste(self, frame: np.ndarray, j: int, crop: np.ndarray) -> np.ndarray:
-        x0, y0 = self.parts.crop_map(j)[0]
+    def _paste(self, frame: np.ndarray, origin, crop: np.ndarray) -> np.ndarray:
+        x0, y0 = origin
         out = frame.copy()
         h, w = crop.shape[:2]
         H, W = out.shape[:2]

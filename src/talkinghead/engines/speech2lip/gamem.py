@@ -117,7 +117,8 @@ class CanonicalDepth(nn.Module):
     def invert(self, p: torch.Tensor, canonical: Camera, observed: Camera, iters: int = 10) -> torch.Tensor:
         """Observed pixels (N, 2) → the canonical pixels whose C2O lands on them (Gauss-Newton with the
         affine part of C2O over the box as the Jacobian)."""
-        g = self.grid().reshape(-1, 2)[:: max(1, g_len(self) // 256)]
+        k = max(1, int(np.ceil(np.sqrt(self.box[2] * self.box[3] / 256))))  # a lattice of ~256 points
+        g = self.grid()[k // 2::k, k // 2::k].reshape(-1, 2)
         o = self.c2o(g, canonical, observed)
         A = torch.linalg.lstsq(torch.cat([g, torch.ones_like(g[:, :1])], 1), o).solution  # (3, 2)
         J_inv = torch.linalg.inv(A[:2].T)
@@ -125,7 +126,3 @@ class CanonicalDepth(nn.Module):
         for _ in range(iters):
             q = q + (p - self.c2o(q, canonical, observed)) @ J_inv.T
         return q
-
-
-def g_len(d: CanonicalDepth) -> int:
-    return d.box[2] * d.box[3]
