@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from talkinghead.compose import HEAD_LABELS
 from talkinghead.engines.speech2lip.gamem import Camera, CanonicalDepth, frame_camera
 from talkinghead.engines.speech2lip.repose import HeadRepose, trace_back
 from talkinghead.geometry.pose import matrix_from_euler
@@ -58,5 +59,5 @@ def test_turned_head_puts_each_face_point_where_the_pose_projects_it(repose):
     out = repose.render(cam)
     moved = np.abs(out.astype(int) - subject.frame(s).astype(int)).mean()
     assert moved > 1.0  # the head really moved
-    head = np.isin(subject.mask(s), (2, 3))
+    head = np.isin(subject.mask(s), HEAD_LABELS)
     assert np.abs(out[~head].astype(int) - subject.frame(s)[~head].astype(int)).mean() < moved

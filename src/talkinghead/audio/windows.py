@@ -13,7 +13,7 @@ network, so they are saved and loaded with its weights.
 from __future__ import annotations
 
 import numpy as np
-__all__ = ["AUDIO_KINDS", "audio_channels", "window_features", "mel_stats", "local_mel_stats", "renormalise", "viseme_windows16", "feature_windows", "input_stats"]
+__all__ = ["AUDIO_KINDS", "audio_channels", "window_features", "mel_sums", "stats_from_sums", "mel_stats", "local_mel_stats", "renormalise", "viseme_windows16", "feature_windows", "input_stats"]
 
 AUDIO_KINDS = {"visemes": 15, "mel": 80, "both": 95}  # -> channels per window step
 
@@ -53,25 +53,34 @@ def feature_windows(kind: str, visemes: np.ndarray, mel_windows: np.ndarray) -> 
     return parts[0] if len(parts) == 1 else np.concatenate(parts, -1)
 
 
+def stats_from_sums(total: np.ndarray, total_sq: np.ndarray, count) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) float32 from sums of values and of their squares over ``count`` of them (std ≥ 1e-3)."""
+    count = np.asarray(count, np.float64)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-6))
+    return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
+
+
+def mel_sums(mel_windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-band sums of an utterance's log-mel windows (N, T, 80) and of their squares, and their count."""
+    m = np.asarray(mel_windows, np.float64).reshape(-1, 80)
+    return m.sum(0), (m ** 2).sum(0), len(m)
+
+
 def mel_stats(mel_windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-band (mean, std) of an utterance's log-mel windows (N, T, 80): its level and spectral tilt."""
-    m = np.asarray(mel_windows, np.float64).reshape(-1, 80)
-    return m.mean(0).astype(np.float32), np.maximum(m.std(0), 1e-3).astype(np.float32)
+    return stats_from_sums(*mel_sums(mel_windows))
 
 
 def local_mel_stats(mel_windows: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray]:
     """Per frame, the (mean, std) (N, 80) of the mel windows of the ``context`` frames centred on it
     (clamped at the ends): what ``mel_stats`` gives for an utterance of that length around the frame."""
-    m = np.asarray(mel_windows, np.float64).mean(1)  # (N, 80) per-frame means
-    m2 = (np.asarray(mel_windows, np.float64) ** 2).mean(1)
-    n = len(m)
-    c1, c2 = np.vstack([np.zeros((1, 80)), np.cumsum(m, 0)]), np.vstack([np.zeros((1, 80)), np.cumsum(m2, 0)])
+    m = np.asarray(mel_windows, np.float64)
+    n, t = m.shape[:2]
+    c1, c2 = (np.vstack([np.zeros((1, 80)), np.cumsum(x.sum(1), 0)]) for x in (m, m ** 2))
     lo = np.clip(np.arange(n) - context // 2, 0, max(0, n - context))
     hi = np.minimum(lo + context, n)
-    cnt = (hi - lo)[:, None]
-    mean = (c1[hi] - c1[lo]) / cnt
-    std = np.sqrt(np.maximum((c2[hi] - c2[lo]) / cnt - mean ** 2, 1e-6))
-    return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
+    return stats_from_sums(c1[hi] - c1[lo], c2[hi] - c2[lo], ((hi - lo) * t)[:, None])
 
 
 def renormalise(kind: str, windows: np.ndarray, source, target) -> np.ndarray:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.stream import FeatureStream
+from ..audio.windows import mel_sums, stats_from_sums
 from ..engines.base import Drive, Engine
 from .build import check_request, read_background
 from .schedule import Schedule
@@ -39,7 +40,7 @@ class DriveStream:
                                       commit_s=commit_s)
         self.background = read_background(background) if isinstance(background, (str, Path)) else background
         self.n = 0
-        self.mel_sum, self.mel_sq, self.mel_n = np.zeros(80), np.zeros(80), 0  # running utterance statistics
+        self.mel_sums = (np.zeros(80), np.zeros(80), 0)  # running sums: the utterance's log-mel statistics so far
 
     def _rows(self, feats: dict) -> Drive:
         k = feats["frames"]
@@ -47,12 +48,9 @@ class DriveStream:
         self.n += k
         stats = None
         if feats["mel_windows"] is not None:
-            m = feats["mel_windows"].reshape(-1, 80).astype(np.float64)
-            self.mel_sum, self.mel_sq, self.mel_n = self.mel_sum + m.sum(0), self.mel_sq + (m ** 2).sum(0), self.mel_n + len(m)
-            if self.mel_n:
-                mean = self.mel_sum / self.mel_n
-                std = np.sqrt(np.maximum(self.mel_sq / self.mel_n - mean ** 2, 1e-6))
-                stats = (mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32))
+            self.mel_sums = tuple(a + b for a, b in zip(self.mel_sums, mel_sums(feats["mel_windows"])))
+            if self.mel_sums[2]:
+                stats = stats_from_sums(*self.mel_sums)
         return Drive(fps=self.fps, visemes=feats["visemes"], mel_windows=feats["mel_windows"],
                      background=self.background, mel_stats=stats, **rows)
 

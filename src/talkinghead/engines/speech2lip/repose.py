@@ -2,16 +2,18 @@
 
 The still frame (the canonical view) carries a depth for every pixel: its
 rasterised face depth, filled smoothly over the hair, neck and beyond
-(``push_pull_fill``), a ``CanonicalDepth`` over the whole frame. Every output
-pixel is traced back to the still frame's pixel whose surface point lands on
-it under the requested pose (the same Gauss-Newton inversion GAMEM's C2O
-uses, on a 4-px lattice, interpolated between), and takes that pixel's colour
-where it belongs to the head; elsewhere the output is the still frame with
-its head removed: the torso as recorded, the background plate where the head
-was. Pixels whose trace does not land back on themselves (the far side of the
-face turning away) are left to the plate and the Blend-Net, which learned to
-fill holes. The paper splats the canonical image forward and lets the
-Blend-Net fill what splatting leaves; tracing backwards leaves no cracks.
+(``push_pull_fill``) and blurred (``smooth`` px at 512²) so that the steep
+face edges do not fold, a ``CanonicalDepth`` over the whole frame. Every
+output pixel is traced back to the still frame's pixel whose surface point
+lands on it under the requested pose (the same Gauss-Newton inversion GAMEM's
+C2O uses, on a 4-px lattice, interpolated between), and takes that pixel's
+colour where it belongs to the head and the trace lands within ``tolerance``
+px of the pixel. Elsewhere the output is the still frame with its head
+removed and filled from what surrounds it (neck, collar, background), so a
+turned head leaves no background-coloured gap at the jaw. The paper splats
+the canonical image forward and lets the Blend-Net fill what splatting
+leaves; tracing backwards leaves no cracks (our Blend-Net still blends only
+the lip region).
 """
 
 from __future__ import annotations
