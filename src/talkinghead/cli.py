@@ -43,6 +43,12 @@ def _train(a: argparse.Namespace) -> None:
                 overrides=a.set))
 
 
+def _train_motion(a: argparse.Namespace) -> None:
+    from .train.pipeline import train_motion
+
+    print(train_motion(a.subject, a.output, minutes=a.minutes, steps=a.steps, device=a.device))
+
+
 def _say(a: argparse.Namespace) -> None:
     from .say.pipeline import say
 
@@ -124,14 +130,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="engine setting, repeatable")
     s.set_defaults(func=_train)
 
+    s = sub.add_parser("train-motion", help="train only the motion learners of a subject (MODEL/motion.pt)")
+    s.add_argument("subject")
+    s.add_argument("-o", "--output", required=True, help="model directory to add motion.pt to (created if missing)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--minutes", type=float, help="time budget (default 3)")
+    g.add_argument("--steps", type=int, help="step budget")
+    s.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    s.set_defaults(func=_train_motion)
+
     s = sub.add_parser("say", help="render the person saying an audio file or a text")
     s.add_argument("model")
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--audio")
     g.add_argument("--text")
     s.add_argument("-o", "--output", required=True, help="mp4 to write")
-    s.add_argument("--pose", default="train", metavar="train|still|FILE",
-                   help="replay the training poses (default), hold one, or a file of yaw pitch roll [tx ty tz] rows")
+    s.add_argument("--pose", default=None, metavar="audio|train|still|FILE",
+                   help="head motion from the audio (default when the model has a motion learner), replay the "
+                        "training poses (default otherwise), hold one, or a file of yaw pitch roll [tx ty tz] rows")
     s.add_argument("--blink", default="auto", choices=["auto", "none"])
     s.add_argument("--eye", type=float, help="fixed eye openness, 0 closed … 1 open (overrides --blink)")
     s.add_argument("--background", help="an image to put behind the person (engines with a background plate)")

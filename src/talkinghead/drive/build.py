@@ -15,7 +15,8 @@ import numpy as np
 from ..audio.windows import mel_stats
 from ..engines.base import Drive, Engine
 from ..errors import InputError
-from .schedule import Schedule
+from ..motion import MOTION_FILE, MotionModel
+from .schedule import Poses, Schedule
 from .speech import Speech, load_speech
 
 
@@ -26,9 +27,23 @@ def read_background(path: str | Path) -> np.ndarray:
     return img[..., ::-1].copy()
 
 
+def motion_of(engine: Engine) -> MotionModel:
+    """The model directory's motion learners (``motion.pt``), or one clear error saying how to get them."""
+    m = MotionModel.load(engine.model_dir, engine.subject.meta["key"])
+    if m is None:
+        raise InputError(f"{engine.model_dir} has no motion learner ({MOTION_FILE}) for --pose audio: run "
+                         f"`talkinghead train-motion SUBJECT -o {engine.model_dir}` or use --pose train|still|FILE")
+    return m
+
+
+def default_pose(engine: Engine) -> str:
+    """``audio`` (head motion from the learner) when the model has one, else ``train`` (replay)."""
+    return "audio" if (engine.model_dir / MOTION_FILE).is_file() else "train"
+
+
 def check_request(engine: Engine, pose="train", background=None, eye_level: float | None = None) -> None:
     """Every ability a drive can ask of an engine, checked in this one place."""
-    if isinstance(pose, (str, Path)) and str(pose) not in ("train", "still"):
+    if isinstance(pose, (str, Path)) and str(pose) not in ("train", "still", "audio"):
         engine.require("free_pose")
     if background is not None:
         engine.require("background_swap")
@@ -41,16 +56,20 @@ def build_drive(engine: Engine, audio: str | Path | None = None, text: str | Non
                 background: str | Path | np.ndarray | None = None, seed: int = 0) -> Drive:
     """A whole drive for ``engine`` from ``audio`` (a file), ``text`` (TTS) or ready ``speech``.
 
-    ``pose``: ``train``, ``still``, a pose file, or recorded frame indices (see ``Schedule``);
+    ``pose``: ``train``, ``still``, ``audio`` (the motion learner's head motion for this speech), a pose
+    file, or recorded frame indices (see ``Schedule``);
     ``background``: an image (path or RGB array) to render over, for engines that can.
     """
     check_request(engine, pose, background, eye_level)
     subject = engine.subject
+    if speech is None:
+        want = engine.features if str(pose) != "audio" else ("visemes", "mel")
+        speech = load_speech(audio, text, subject.fps, want)
+    if str(pose) == "audio":
+        pose = Poses(motion_of(engine).head_motion(speech.visemes, speech.mel_windows, seed), engine.free_pose)
     schedule = Schedule(subject, pose=pose, blink=blink, eye_level=eye_level, seed=seed)
     if isinstance(background, (str, Path)):
         background = read_background(background)
-    if speech is None:
-        speech = load_speech(audio, text, subject.fps, engine.features)
     stats = None if speech.mel_windows is None else mel_stats(speech.mel_windows)
     return Drive(fps=subject.fps, visemes=speech.visemes, mel_windows=speech.mel_windows, audio=speech.audio,
                  background=background, mel_stats=stats, **schedule.rows(0, len(speech)))

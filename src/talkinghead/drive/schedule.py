@@ -76,12 +76,39 @@ def load_pose_table(path: str | Path) -> np.ndarray:
     return arr
 
 
+class Poses:
+    """Generated head poses (N, 6): yaw, pitch, roll (deg), tx, ty, tz. ``free``: the engine renders any
+    pose; otherwise each output frame replays the training frame nearest in pose."""
+
+    def __init__(self, values: np.ndarray, free: bool):
+        self.values, self.free = np.asarray(values, np.float64), free
+
+
+def nearest_pose_frames(subject: Subject, poses: np.ndarray, lo: int, hi: int, slack: float = 0.5) -> np.ndarray:
+    """For each pose the training frame (lo..hi-1) nearest to it (rotation, in the training deviations),
+    staying on consecutive frames while they are within ``slack`` of the nearest: few jumps, no flicker."""
+    from ..motion.head import pose_vectors
+
+    train = pose_vectors(subject.tracks["rotation"][lo:hi], subject.tracks["translation"][lo:hi])[:, :3]
+    scale = np.maximum(train.std(0), 1e-6)
+    d = np.linalg.norm((np.asarray(poses)[:, None, :3] - train[None]) / scale, axis=2)  # (N, hi - lo)
+    out = np.empty(len(poses), np.int64)
+    cur = -1
+    for k, row in enumerate(d):
+        best = int(row.argmin())
+        nxt = cur + 1 if 0 <= cur + 1 < len(row) else -1
+        cur = nxt if nxt >= 0 and row[nxt] <= row[best] + slack else best
+        out[k] = cur
+    return lo + out
+
+
 class Schedule:
     """Rows of a drive other than audio: ``pose_index``, ``eye``, and ``rotation``/``translation``.
 
     ``pose``: ``"train"`` replays the training track back and forth, ``"still"`` holds one
     frame, a path reads a pose table (engines with free poses), an int array gives the
-    recorded frames to replay (self-driven evaluation). ``blink``: ``"auto"`` (the replayed
+    recorded frames to replay (self-driven evaluation), ``Poses`` are generated ones (the head
+    motion learner). ``blink``: ``"auto"`` (the replayed
     frames' own eyes when replaying, else natural blinks) or ``"none"``; ``eye_level`` (0 closed
     … 1 open) holds the eyes at a fixed openness.
     """
@@ -92,11 +119,16 @@ class Schedule:
 
         self.subject, tr = subject, subject.tracks
         self.lo, self.hi = subject.meta["split"]["train"]
-        self.frames = np.asarray(pose, np.int64) if not isinstance(pose, (str, Path)) else None
-        self.replay = self.frames is not None or pose == "train"
+        self.frames = None
+        if isinstance(pose, Poses):  # generated poses: rendered as given, or replaying the nearest frames
+            self.frames = None if pose.free else nearest_pose_frames(subject, pose.values, self.lo, self.hi)
+            pose = pose.values if pose.free else "train"
+        elif not isinstance(pose, (str, Path)):
+            self.frames = np.asarray(pose, np.int64)
+        self.replay = self.frames is not None or isinstance(pose, str) and pose == "train"
         self.table = None
-        if self.frames is None and pose not in ("train", "still"):
-            t = load_pose_table(pose)
+        if self.frames is None and (isinstance(pose, np.ndarray) or pose not in ("train", "still")):
+            t = pose if isinstance(pose, np.ndarray) else load_pose_table(pose)
             self.table = (np.stack([matrix_from_euler(*row[:3]) for row in t]).astype(np.float32),
                           t[:, 3:].astype(np.float32) if t.shape[1] == 6 else None)
         self.still = still_frame(subject) if not self.replay else None

@@ -26,6 +26,7 @@ import numpy as np
 from ..audio.stream import FeatureStream
 from ..audio.windows import mel_sums, stats_from_sums
 from ..engines.base import Drive, Engine
+from ..errors import InputError
 from .build import check_request, read_background
 from .schedule import Schedule
 
@@ -33,6 +34,9 @@ from .schedule import Schedule
 class DriveStream:
     def __init__(self, engine: Engine, phones=None, recognise: bool = True, pose="train", blink: str = "auto",
                  eye_level: float | None = None, background=None, seed: int = 0, commit_s: float = 0.2):
+        if str(pose) == "audio":
+            raise InputError("--pose audio (generated head motion) is for whole files; a stream takes train, still "
+                             "or a pose file")
         check_request(engine, pose, background, eye_level)
         self.fps = engine.subject.fps
         self.schedule = Schedule(engine.subject, pose=pose, blink=blink, eye_level=eye_level, seed=seed)

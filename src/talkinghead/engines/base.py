@@ -97,6 +97,7 @@ class EngineConfig:
     seed: int = 0
     val_frames: int = 8  # held-out frames compared at each checkpoint
     checkpoint_minutes: float = 3.0
+    motion_share: float = 0.1  # of the budget: the motion learners (motion.pt), trained after the engine
 
 
 LossDict = Callable[[dict, int], dict]  # (batch, step) -> {name: weighted loss tensor}

@@ -19,7 +19,7 @@ import numpy as np
 from ..utils import atomic_path, write_json
 
 METRIC_KEYS = ["psnr", "psnr_mouth", "psnr_generated", "copied_fraction", "ssim", "lmd", "aperture_r", "blink_f1",
-               "cpbd", "flicker", "fps", "rtf", "peak_ram_mb", "viseme_consistency", "av_lag_ms"]
+               "cpbd", "flicker", "fps", "rtf", "peak_ram_mb", "viseme_consistency", "av_lag_ms", "motion"]
 
 _LABELS = {
     "psnr": ("PSNR", "dB, higher is better (capped at 100)"),
@@ -37,6 +37,9 @@ _LABELS = {
     "peak_ram_mb": ("Peak RAM", "MB"),
     "viseme_consistency": ("Viseme consistency", "fraction of visemes with a plausible mouth"),
     "av_lag_ms": ("A/V lag", "ms, positive = mouth lags audio"),
+    "motion": ("Motion learners", "held-out, before rendering: expression learner aperture r and LMD; generated head "
+               "motion's std / real per axis, velocity Fréchet distance (also for a still head and a replay), "
+               "motion-speech energy r, replay score (< 0.5: copies training motion)"),
 }
 
 VISEME_NAMES = ["sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou"]

@@ -32,6 +32,20 @@ from .temporal import audio_envelope, av_lag_ms, blink_f1, detect_blinks, pearso
 MOUTH = sorted(set(mesh.LIPS_OUTER + mesh.LIPS_INNER))
 
 
+def motion_metrics(model_dir: Path, subject, idx: np.ndarray) -> dict | None:
+    """The model's motion learners on the held-out frames (``motion.metrics``), None without ``motion.pt``."""
+    from ..motion import MotionModel
+    from ..motion.metrics import expression_metrics, head_metrics
+
+    m = MotionModel.load(model_dir, subject.meta["key"])
+    if m is None:
+        return None
+    out = {f"expression_{k}": v for k, v in expression_metrics(m, subject, idx).items()}
+    if len(idx) > m.cfg.head.chunk // 2:
+        out.update(head_metrics(m, subject, idx, subject.split("train")))
+    return out
+
+
 def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | Path | None = None,
                    device: str = "auto") -> dict:
     model_dir = Path(model_dir)
@@ -108,7 +122,8 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
         lmd=lmd, aperture_r=pearson(a.aperture, real_ap), blink_f1=blink_f1(blinks_r, blinks_g),
         cpbd={"rendered": float(np.mean(sharp_r)), "real": float(np.mean(sharp_g))},
         flicker=None if flick_r.value is None else flick_r.value - flick_g.value, fps=len(idx) / render_s, rtf=render_s / (len(idx) / drive.fps),
-        peak_ram_mb=peak, viseme_consistency=vc, av_lag_ms=av_lag_ms(env, a.aperture, drive.fps))
+        peak_ram_mb=peak, viseme_consistency=vc, av_lag_ms=av_lag_ms(env, a.aperture, drive.fps),
+        motion=motion_metrics(model_dir, subject, idx))
     write_metrics(out, metrics)
     write_report(out, metrics, aperture_rendered=a.aperture, aperture_real=real_ap, fps=drive.fps,
                  frames=[pairs[k] for k in sorted(pairs)], segments=segs,

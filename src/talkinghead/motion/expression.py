@@ -41,7 +41,8 @@ from torch import nn
 from ..geometry import face as mesh
 from ..nn import Standardise
 
-__all__ = ["MOUTH_POINTS", "ExpressionConfig", "MouthPCA", "ExpressionNet", "ExpressionModel", "LOOKAHEAD"]
+__all__ = ["MOUTH_POINTS", "ExpressionConfig", "MouthPCA", "WindowEncoder", "ExpressionNet", "ExpressionModel",
+           "LOOKAHEAD"]
 
 MOUTH_POINTS = mesh.LIPS_OUTER + mesh.LIPS_INNER + mesh.JAW
 LOOKAHEAD = 11  # frames: temporal convs reach 7 frames, a window 4 more
@@ -100,6 +101,19 @@ class MouthPCA(nn.Module):
         return out
 
 
+class WindowEncoder(nn.Sequential):
+    """(B, 16, C) one frame's audio window → (B, out): strided 1-D convolutions, 16 steps to 1."""
+
+    def __init__(self, channels: int, out: int = 64, slope: float = 0.02):
+        convs: list[nn.Module] = []
+        for cin, cout in ((channels, out), (out, out), (out, out), (out, out)):
+            convs += [nn.Conv1d(cin, cout, 3, 2, 1), nn.LeakyReLU(slope)]
+        super().__init__(*convs)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return super().forward(windows.transpose(1, 2)).flatten(1)
+
+
 class ExpressionNet(nn.Module):
     """(B, T, 16, C) audio windows of T consecutive frames → (B, T, K) coefficients."""
 
@@ -107,10 +121,7 @@ class ExpressionNet(nn.Module):
         super().__init__()
         self.norm = Standardise(channels)
         slope = 0.02
-        convs: list[nn.Module] = []
-        for cin, cout in ((channels, 64), (64, 64), (64, 64), (64, 64)):  # 16 steps -> 1
-            convs += [nn.Conv1d(cin, cout, 3, 2, 1), nn.LeakyReLU(slope)]
-        self.window = nn.Sequential(*convs)
+        self.window = WindowEncoder(channels, 64, slope)
         h = cfg.hidden
         self.temporal = nn.Sequential(
             nn.Conv1d(64, h, 5, padding=2), nn.LeakyReLU(slope), nn.Dropout(cfg.dropout),
@@ -119,7 +130,7 @@ class ExpressionNet(nn.Module):
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         b, t = windows.shape[:2]
-        f = self.window(self.norm(windows.reshape(b * t, *windows.shape[2:])).transpose(1, 2))
+        f = self.window(self.norm(windows.reshape(b * t, *windows.shape[2:])))
         return self.temporal(f.reshape(b, t, -1).transpose(1, 2)).transpose(1, 2)
 
 

@@ -62,3 +62,32 @@ def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = N
     info(f"training {engine} on {subject.path} ({subject.n_frames} frames) on {dev} -> {model_dir}")
     Trainer(cls, subject, config, Budget(steps=steps, minutes=minutes), dev, model_dir).run()
     return model_dir
+
+
+def train_motion(subject_dir: str | Path, model_dir: str | Path, minutes: float | None = None,
+                 steps: int | None = None, device: str = "auto", seed: int = 0) -> Path:
+    """Only the motion learners of a subject → ``MODEL/motion.pt`` (a model directory of that subject, or a
+    new one). Trains from scratch and replaces an earlier ``motion.pt`` only when done."""
+    from ..engines.base import EngineConfig
+    from .trainer import split_indices
+
+    subject = Subject.open(subject_dir)
+    if minutes is not None and minutes <= 0 or steps is not None and steps <= 0:
+        raise InputError("--minutes and --steps must be positive")
+    model_dir = Path(model_dir)
+    ensure_writable_dir(model_dir / "motion.pt")
+    meta_path = model_dir / "model.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("subject", {}).get("key") != subject.meta["key"]:
+            raise InputError(f"{model_dir} was trained on another subject; choose another -o")
+    elif any(model_dir.iterdir()) and not any(model_dir.glob("*motion*.pt")):
+        raise InputError(f"{model_dir} is not a talkinghead model directory; choose an empty or new -o")
+    for old in model_dir.glob("checkpoint_motion_*.pt"):  # start afresh, not from an earlier run's end
+        old.unlink()
+    cfg = EngineConfig(seed=seed)
+    dev = resolve_device(device)
+    info(f"training the motion learners on {subject.path} ({subject.n_frames} frames) on {dev} -> {model_dir}")
+    budget = Budget(steps=steps, minutes=3.0 if minutes is None and steps is None else minutes)
+    train_idx, val_idx = split_indices(subject, cfg.val_frames)
+    return Trainer(None, subject, cfg, budget, dev, model_dir).fit_motion(train_idx, val_idx)

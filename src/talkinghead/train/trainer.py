@@ -52,9 +52,10 @@ def seed_everything(seed: int) -> None:
 
 class Trainer:
     def __init__(self, engine_cls, subject: Subject, config, budget: Budget, device: str, model_dir: Path):
+        """``engine_cls`` None: a trainer for the motion learners alone (``fit_motion``)."""
         self.engine_cls, self.subject, self.budget, self.device = engine_cls, subject, budget, device
         self.model_dir = Path(model_dir)
-        self.config = engine_cls.resolve_config(config, subject, device)
+        self.config = engine_cls.resolve_config(config, subject, device) if engine_cls else config
 
     # ---- the run -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -62,23 +63,40 @@ class Trainer:
         seed_everything(cfg.seed)
         write_meta(self.model_dir, name, cfg, self.subject, status="training", budget=self.budget.__dict__)
         train_idx, val_idx = split_indices(self.subject, cfg.val_frames)
-        self.model: TrainModel = self.engine_cls.trainable(self.subject, cfg, self.device, train_idx, val_idx)
-        self.optimisers = {k: self._adam(groups) for k, groups in self.model.param_groups().items()}
-        modules = self.model.modules()
-        self.ema = {k: copy.deepcopy(modules[k]).requires_grad_(False) for k in self.model.ema}
-        for phase in self.model.phases():
-            if phase.share > 0:
-                run_phase(self.model_dir, self._phase_run(phase))
+        motion = cfg.motion_share
+        self.fit(self.engine_cls.trainable(self.subject, cfg, self.device, train_idx, val_idx), 1 - motion)
         with atomic_path(self.model_dir / "weights.pt", suffix=".pt") as tmp:
             torch.save(self.model.export(self.eval_modules()), tmp)
+        if motion > 0:
+            self.fit_motion(train_idx, val_idx, motion)
         write_meta(self.model_dir, name, cfg, self.subject, status="trained", budget=self.budget.__dict__)
 
-    def _phase_run(self, phase: Phase) -> PhaseRun:
-        b = self.budget
+    def fit(self, model: TrainModel, share: float = 1.0) -> None:
+        """Every phase of ``model`` with its share of ``share`` of the budget."""
+        self.model = model
+        self.optimisers = {k: self._adam(groups) for k, groups in model.param_groups().items()}
+        modules = model.modules()
+        self.ema = {k: copy.deepcopy(modules[k]).requires_grad_(False) for k in model.ema}
+        for phase in model.phases():
+            if phase.share > 0:
+                run_phase(self.model_dir, self._phase_run(phase, share))
+
+    def fit_motion(self, train_idx, val_idx, share: float = 1.0) -> Path:
+        """The motion learners (``train/motion.py``) on ``share`` of the budget, saved as ``motion.pt``."""
+        from ..motion import MotionConfig
+        from .motion import MotionTrainModel
+
+        seed_everything(self.config.seed)
+        m = MotionTrainModel(self.subject, MotionConfig(), train_idx, val_idx, self.config.seed)
+        self.fit(m, share)
+        return m.model.save(self.model_dir, self.subject.meta["key"])
+
+    def _phase_run(self, phase: Phase, share: float = 1.0) -> PhaseRun:
+        b, share = self.budget, phase.share * share
         return PhaseRun(
             name=phase.name,
-            steps=None if b.steps is None else max(1, int(round(b.steps * phase.share))),
-            seconds=None if b.minutes is None else b.minutes * 60 * phase.share,
+            steps=None if b.steps is None else max(1, int(round(b.steps * share))),
+            seconds=None if b.minutes is None else b.minutes * 60 * share,
             step_fn=lambda step: self.step(phase, step), state_fn=self.state, load_fn=self.load_state,
             validate_fn=lambda step: self.validate(phase, step),
             checkpoint_minutes=self.config.checkpoint_minutes)

@@ -1,0 +1,114 @@
+"""``MotionModel``: both learners of one subject, saved as ``motion.pt`` in a model directory.
+
+``head_motion(speech)`` gives a drive's head poses, ``mouth(speech)`` its
+pose-free mouth and jaw landmarks; every engine's model directory can hold
+one (``talkinghead train`` trains it as a share of the budget,
+``talkinghead train-motion`` alone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..audio.windows import audio_channels, feature_windows, input_stats, mel_stats, renormalise
+from ..errors import InputError
+from ..subject import Subject
+from ..utils import atomic_path
+from .expression import ExpressionConfig, ExpressionModel
+from .head import HeadConfig, HeadMotionModel, speech_energy
+
+__all__ = ["MotionConfig", "MotionModel", "MOTION_FILE", "FORMAT"]
+
+MOTION_FILE = "motion.pt"
+FORMAT = 1
+
+
+@dataclass
+class MotionConfig:
+    audio: str = "both"
+    expression: ExpressionConfig = field(default_factory=ExpressionConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    expression_share: float = 0.65  # of the motion budget; the head learner gets the rest
+    noise_share: float = 0.3  # training sequences with noise added at a random 6-30 dB SNR
+    lr_half_steps: int = 3000
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MotionConfig":
+        return cls(**{**d, "expression": ExpressionConfig(**d["expression"]), "head": HeadConfig(**d["head"])})
+
+
+class MotionModel(nn.Module):
+    def __init__(self, cfg: MotionConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or MotionConfig()
+        ch = audio_channels(cfg.audio)
+        self.expression = ExpressionModel(ch, cfg.expression)
+        self.head = HeadMotionModel(ch, cfg.head)
+        self.register_buffer("reference_poses", torch.zeros(cfg.head.ref, 6, dtype=torch.float64))
+
+    def fit_stats(self, subject: Subject, train_idx: np.ndarray, windows: np.ndarray, poses: np.ndarray) -> None:
+        af = subject.audio_features
+        stats = input_stats(self.cfg.audio, windows[train_idx])
+        self.expression.set_input_stats(*stats)
+        self.expression.set_reference(*mel_stats(af["mel_windows"][train_idx]))
+        self.expression.pca.fit(subject.tracks["canon_landmarks"], train_idx)
+        self.head.fit_stats(poses[train_idx], speech_energy(af["mel_windows"][train_idx]), stats)
+        # the clip a generated motion starts from: a typical 3 s of training (median motion energy; the
+        # calmest one made the style encoder ask for half the person's motion)
+        r = self.cfg.head.ref
+        p = poses[train_idx]
+        if len(p) > r:
+            energy = np.convolve(np.linalg.norm(np.diff(p[:, :3], axis=0), axis=1), np.ones(r - 1), "valid")
+            s = int(np.argsort(energy)[len(energy) // 2])
+            self.reference_poses.copy_(torch.from_numpy(p[s:s + r]))
+        else:
+            self.reference_poses.copy_(torch.from_numpy(np.resize(p, (r, 6))))
+
+    # ---- a drive's motion ---------------------------------------------------------------------
+    def windows(self, visemes: np.ndarray | None, mel_windows: np.ndarray | None) -> np.ndarray:
+        """A drive's audio windows, its log-mel mapped from its own statistics to the training audio's."""
+        n = len(visemes if visemes is not None else mel_windows)
+        vis = visemes if visemes is not None else np.zeros((n, 15), np.float32)
+        mel = mel_windows if mel_windows is not None else np.zeros((n, 16, 80), np.float32)
+        w = feature_windows(self.cfg.audio, vis, mel).astype(np.float32)
+        if self.cfg.audio == "visemes":
+            return w
+        if mel_windows is None:  # no log-mel: the learners read the visemes alone (as in mel dropout)
+            w[..., -80:] = self.expression.reference()[0]
+            return w
+        return renormalise(self.cfg.audio, w, mel_stats(mel_windows), self.expression.reference())
+
+    def head_motion(self, visemes, mel_windows, seed: int = 0) -> np.ndarray:
+        """(N, 6) yaw, pitch, roll (deg), tx, ty, tz for a drive's N frames."""
+        return self.head.generate(self.windows(visemes, mel_windows), self.reference_poses.numpy(), seed)
+
+    def mouth_codes(self, visemes, mel_windows) -> np.ndarray:
+        return self.expression.predict(self.windows(visemes, mel_windows))
+
+    # ---- files ----------------------------------------------------------------------------------
+    def save(self, model_dir: str | Path, subject_key: str) -> Path:
+        path = Path(model_dir) / MOTION_FILE
+        with atomic_path(path, suffix=".pt") as tmp:
+            torch.save({"format": FORMAT, "subject": subject_key, "config": asdict(self.cfg),
+                        "state": self.state_dict()}, tmp)
+        return path
+
+    @classmethod
+    def load(cls, model_dir: str | Path, subject_key: str | None = None) -> "MotionModel | None":
+        """The model directory's motion learners, or None when it has none."""
+        path = Path(model_dir) / MOTION_FILE
+        if not path.is_file():
+            return None
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+            raise InputError(f"{path}: not a motion model of this talkinghead version; run train-motion again")
+        if subject_key is not None and ck["subject"] != subject_key:
+            raise InputError(f"{path}: trained on another subject; run train-motion for this one")
+        m = cls(MotionConfig.from_dict(ck["config"]))
+        m.load_state_dict(ck["state"])
+        return m.eval()
