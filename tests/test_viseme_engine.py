@@ -173,3 +173,37 @@ def test_streamed_audio_renders_exactly_the_frames_say_renders(trained, tmp_path
     out += list(session.push(stream.end())) + list(session.end())
     assert len(out) == len(whole) == math.ceil(len(wav) / 16000 * 25)
     assert np.array_equal(np.stack(out), whole)
+
+
+def test_pose_and_lips_from_the_motion_learners(trained, tmp_path):
+    """``train`` leaves motion.pt: ``say`` then moves the head with the speech (nearest recorded poses) by
+    default, and ``--lips audio`` renders through the oracle from the predicted mouth landmarks, whose
+    shape really changes the rendered mouth."""
+    from talkinghead.audio.tts import write_tts
+    from talkinghead.drive import build_drive
+    from talkinghead.engines.modeldir import load_engine
+    from talkinghead.motion import MotionModel
+
+    model = trained["model"]
+    assert (model / "motion.pt").exists()
+    write_tts("Papa. Ah. Bob.", tmp_path / "p.wav")
+    out = tmp_path / "lips.mp4"
+    assert main(["say", str(model), "--audio", str(tmp_path / "p.wav"), "--lips", "audio", "-o", str(out)]) == 0
+    assert sum(1 for _ in iter_frames(out, 25)) > 25
+    eng = load_engine(model, "cpu")
+    d = build_drive(eng, audio=tmp_path / "p.wav", pose="audio", lips="audio")
+    assert d.mouth is not None and d.mouth.shape[1:] == (61, 2) and len(np.unique(d.pose_index)) > 1
+    pca = MotionModel.load(model).expression.pca
+    k = np.arange(8)
+    shut, wide = (pca.points(np.tile(np.eye(20)[0] * s, (8, 1))) for s in (-2.5, 2.5))
+    frames = [np.stack(list(eng.render(replace_rows(d, k, m), batch_size=8))) for m in (shut, wide)]
+    x0, y0, side = eng.store.mouth_box_subject(int(d.pose_index[0])).astype(int)
+    ys, xs = slice(y0, y0 + side), slice(x0, x0 + side)
+    assert np.abs(frames[0][:, ys, xs].astype(float) - frames[1][:, ys, xs]).mean() > 3
+
+
+def replace_rows(d, k, mouth):
+    from dataclasses import replace
+
+    r = d.rows(0, len(k))
+    return replace(r, mouth=mouth.astype(np.float32), audio=None)

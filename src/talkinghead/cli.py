@@ -53,7 +53,7 @@ def _say(a: argparse.Namespace) -> None:
     from .say.pipeline import say
 
     say(a.model, a.output, audio=a.audio, text=a.text, pose=a.pose, blink=a.blink, device=a.device,
-        subject=a.subject, eye=a.eye, background=a.background)
+        subject=a.subject, eye=a.eye, background=a.background, lips=a.lips)
     print(a.output)
 
 
@@ -76,7 +76,8 @@ def _evaluate(a: argparse.Namespace) -> None:
         from .evaluate.self_driven import evaluate_model
 
         out = Path(a.output) if a.output else Path(a.model_dir) / f"eval_{a.split}"
-        print(format_metrics(evaluate_model(a.model_dir, split=a.split, report_dir=out, device=a.device)))
+        print(format_metrics(evaluate_model(a.model_dir, split=a.split, report_dir=out, device=a.device,
+                                              lips=a.lips)))
         print(out / "report.html")
         return
 
@@ -148,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pose", default=None, metavar="audio|train|still|FILE",
                    help="head motion from the audio (default when the model has a motion learner), replay the "
                         "training poses (default otherwise), hold one, or a file of yaw pitch roll [tx ty tz] rows")
+    s.add_argument("--lips", default="engine", choices=["engine", "audio"],
+                   help="the engine's own audio → mouth (default), or the motion learner's mouth landmarks "
+                        "(engines that render from landmarks)")
     s.add_argument("--blink", default="auto", choices=["auto", "none"])
     s.add_argument("--eye", type=float, help="fixed eye openness, 0 closed … 1 open (overrides --blink)")
     s.add_argument("--background", help="an image to put behind the person (engines with a background plate)")
@@ -168,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="report directory (default: VIDEO_STEM_report/ beside the video, "
                    "or MODEL_DIR/eval_SPLIT)")
     s.add_argument("--split", default="val", help="subject split to render (self-driven)")
+    s.add_argument("--lips", default="engine", choices=["engine", "audio"],
+                   help="self-driven: the engine's own audio → mouth, or the motion learner's landmarks")
     s.add_argument("--device", default="auto")
     s.set_defaults(func=_evaluate)
     return p

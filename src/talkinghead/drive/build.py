@@ -31,7 +31,7 @@ def motion_of(engine: Engine) -> MotionModel:
     """The model directory's motion learners (``motion.pt``), or one clear error saying how to get them."""
     m = MotionModel.load(engine.model_dir, engine.subject.meta["key"])
     if m is None:
-        raise InputError(f"{engine.model_dir} has no motion learner ({MOTION_FILE}) for --pose audio: run "
+        raise InputError(f"{engine.model_dir} has no motion learner ({MOTION_FILE}) for --pose/--lips audio: run "
                          f"`talkinghead train-motion SUBJECT -o {engine.model_dir}` or use --pose train|still|FILE")
     return m
 
@@ -41,10 +41,16 @@ def default_pose(engine: Engine) -> str:
     return "audio" if (engine.model_dir / MOTION_FILE).is_file() else "train"
 
 
-def check_request(engine: Engine, pose="train", background=None, eye_level: float | None = None) -> None:
+def check_request(engine: Engine, pose="train", background=None, eye_level: float | None = None,
+                  lips: str = "engine") -> None:
     """Every ability a drive can ask of an engine, checked in this one place."""
     if isinstance(pose, (str, Path)) and str(pose) not in ("train", "still", "audio"):
         engine.require("free_pose")
+    if lips not in ("engine", "audio"):
+        raise InputError(f"unknown --lips {lips!r}; use engine (the engine's own audio → mouth) or audio "
+                         "(the expression learner's landmarks)")
+    if lips == "audio":
+        engine.require("landmark_lips")
     if background is not None:
         engine.require("background_swap")
     if eye_level is not None:
@@ -53,17 +59,18 @@ def check_request(engine: Engine, pose="train", background=None, eye_level: floa
 
 def build_drive(engine: Engine, audio: str | Path | None = None, text: str | None = None,
                 speech: Speech | None = None, pose="train", blink: str = "auto", eye_level: float | None = None,
-                background: str | Path | np.ndarray | None = None, seed: int = 0) -> Drive:
+                background: str | Path | np.ndarray | None = None, seed: int = 0, lips: str = "engine") -> Drive:
     """A whole drive for ``engine`` from ``audio`` (a file), ``text`` (TTS) or ready ``speech``.
 
     ``pose``: ``train``, ``still``, ``audio`` (the motion learner's head motion for this speech), a pose
     file, or recorded frame indices (see ``Schedule``);
-    ``background``: an image (path or RGB array) to render over, for engines that can.
+    ``background``: an image (path or RGB array) to render over, for engines that can; ``lips``: ``engine``
+    (its own audio → mouth) or ``audio`` (the expression learner's landmarks, engines with landmark_lips).
     """
-    check_request(engine, pose, background, eye_level)
+    check_request(engine, pose, background, eye_level, lips)
     subject = engine.subject
     if speech is None:
-        want = engine.features if str(pose) != "audio" else ("visemes", "mel")
+        want = engine.features if str(pose) != "audio" and lips != "audio" else ("visemes", "mel")
         speech = load_speech(audio, text, subject.fps, want)
     if str(pose) == "audio":
         pose = Poses(motion_of(engine).head_motion(speech.visemes, speech.mel_windows, seed), engine.free_pose)
@@ -71,5 +78,6 @@ def build_drive(engine: Engine, audio: str | Path | None = None, text: str | Non
     if isinstance(background, (str, Path)):
         background = read_background(background)
     stats = None if speech.mel_windows is None else mel_stats(speech.mel_windows)
-    return Drive(fps=subject.fps, visemes=speech.visemes, mel_windows=speech.mel_windows, audio=speech.audio,
+    mouth = motion_of(engine).mouth_points(speech.visemes, speech.mel_windows) if lips == "audio" else None
+    return Drive(fps=subject.fps, visemes=speech.visemes, mel_windows=speech.mel_windows, audio=speech.audio, mouth=mouth,
                  background=background, mel_stats=stats, **schedule.rows(0, len(speech)))

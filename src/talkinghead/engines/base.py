@@ -48,8 +48,10 @@ class Drive:
     translation: np.ndarray | None = None  # (N, 3) cm, with ``rotation``
     background: np.ndarray | None = None  # (S, S, 3) uint8 plate to render over (engines with background_swap)
     mel_stats: tuple | None = None  # per-band (mean, std) of the utterance's log-mel (a stream: so far)
+    mouth: np.ndarray | None = None  # (N, 61, 2) pose-free mouth + jaw from the expression learner (--lips audio)
 
-    ROWS: ClassVar[tuple[str, ...]] = ("visemes", "mel_windows", "pose_index", "eye", "rotation", "translation")
+    ROWS: ClassVar[tuple[str, ...]] = ("visemes", "mel_windows", "pose_index", "eye", "rotation", "translation",
+                                       "mouth")
 
     def __post_init__(self):
         n = len(self.pose_index)
@@ -170,6 +172,7 @@ ABILITIES = {
     "free_pose": "render any head pose (--pose FILE)",
     "background_swap": "swap the background (--background)",
     "eye_control": "set eye openness (--eye, blinks)",
+    "landmark_lips": "render the mouth from the expression learner's landmarks (--lips audio)",
 }
 
 
@@ -182,6 +185,7 @@ class Engine(ABC):
     free_pose: ClassVar[bool] = False  # any head pose, not only recorded ones
     background_swap: ClassVar[bool] = False  # renders over a plate that can be replaced
     eye_control: ClassVar[bool] = False  # renders the drive's eye openness
+    landmark_lips: ClassVar[bool] = False  # renders the mouth from the drive's ``mouth`` landmarks
     # Per-frame audio features the drive must carry ("visemes", "mel"); an instance may narrow them.
     features: tuple[str, ...] = ("visemes", "mel")
     # Frames of drive needed after frame k before k can be rendered (future audio context).

@@ -58,6 +58,7 @@ class ExpressionConfig:
     batch: int = 16  # sequences per step
     lr: float = 1e-3
     w_velocity: float = 1.0
+    loss_power: float = 0.0  # coefficient weights = variance ** loss_power (1: squared error of the landmarks)
     mel_dropout: float = 0.3  # share of training sequences with their log-mel removed
     context: int = 125  # frames whose statistics normalise a training sequence (5 s at 25 fps)
 
@@ -90,11 +91,16 @@ class MouthPCA(nn.Module):
         c = (self.flat(canon) - self.mean.numpy()) @ self.comps.numpy().T / self.scale.numpy()
         return c.astype(np.float32)
 
+    def points(self, coeffs: np.ndarray) -> np.ndarray:
+        """(N, K) → (N, len(MOUTH_POINTS), 2) the pose-free mouth and jaw points."""
+        c = np.asarray(coeffs, np.float64)
+        return ((c * self.scale.numpy()) @ self.comps.numpy() + self.mean.numpy()).reshape(len(c), -1, 2)
+
     def decode(self, coeffs: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
         """(N, K) → (N, 478, 2) landmarks: the mouth points from the coefficients, the rest from ``base``
         (N or 1, 478, 2+; default the mean shape repeated, other points zero)."""
         c = np.asarray(coeffs, np.float64)
-        pts = ((c * self.scale.numpy()) @ self.comps.numpy() + self.mean.numpy()).reshape(len(c), -1, 2)
+        pts = self.points(c)
         out = np.zeros((len(c), mesh.N_LANDMARKS, 2)) if base is None else \
             np.broadcast_to(np.asarray(base, np.float64)[..., :2], (len(c), mesh.N_LANDMARKS, 2)).copy()
         out[:, MOUTH_POINTS] = pts
@@ -160,14 +166,21 @@ class ExpressionModel(nn.Module):
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return torch.stack([m(windows) for m in self.members]).mean(0)
 
+    def loss_weights(self) -> torch.Tensor:
+        """Per-coefficient weights: each component's variance to the power ``loss_power`` (mean 1). 0: all
+        alike; 1: the squared error of the landmarks themselves (the PCA basis is orthonormal)."""
+        v = self.pca.scale.float() ** (2 * self.cfg.loss_power)
+        return v / v.mean()
+
     def member_losses(self, windows: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Coefficient and velocity losses, summed over the members (each learns on its own)."""
         coef = vel = 0.0
         dt = target[:, 1:] - target[:, :-1]
+        w = self.loss_weights().to(target.device)
         for m in self.members:
             p = m(windows)
-            coef = coef + ((p - target) ** 2).mean()
-            vel = vel + (((p[:, 1:] - p[:, :-1]) - dt) ** 2).mean()
+            coef = coef + (((p - target) ** 2) * w).mean()
+            vel = vel + ((((p[:, 1:] - p[:, :-1]) - dt) ** 2) * w).mean()
         return {"coef": coef, "velocity": self.cfg.w_velocity * vel}
 
     @torch.no_grad()

@@ -22,11 +22,13 @@ from ..utils import ensure_writable_dir
 
 def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None, text: str | None = None,
         pose: str | None = None, blink: str = "auto", device: str = "auto", subject: str | Path | None = None,
-        batch_size: int = 8, eye: float | None = None, background: str | Path | None = None) -> dict:
+        batch_size: int = 8, eye: float | None = None, background: str | Path | None = None,
+        lips: str = "engine") -> dict:
     out = ensure_writable_dir(out)
     engine = load_engine(Path(model_dir), resolve_device(device), subject)
     pose = default_pose(engine) if pose is None else pose
-    drive = build_drive(engine, audio=audio, text=text, pose=pose, blink=blink, eye_level=eye, background=background)
+    drive = build_drive(engine, audio=audio, text=text, pose=pose, blink=blink, eye_level=eye, background=background,
+                        lips=lips)
     size = engine.subject.size
     t0 = time.perf_counter()
     b = bar(len(drive), "render", unit="f")

@@ -37,6 +37,7 @@ class Speech2LipConfig(EngineConfig):
     expr_members: int = 3
     expr_hidden: int = 128
     expr_seq: int = 32
+    noise_share: float = 0.3  # expression sequences with noise at a random 6-30 dB SNR (motion.MotionData)
     encoding: str = "grid"  # lip field input encoding: "grid" (dense multi-resolution), "hash", "pe" (paper)
     base: str = "warp"  # "warp": displace the canonical frame's pixels + residual; "none": colour (paper)
     field_hidden: int = 64

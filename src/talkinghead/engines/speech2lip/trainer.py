@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ...geometry import face as mesh
+from ...motion import MotionData
 from ...nn import PatchDiscriminator, feature_matching_loss, gan_loss_d, gan_loss_g, ms_ssim_loss, ssim
 from ..base import Phase, TrainModel, Validation
 from .blend import add_holes
@@ -29,6 +30,9 @@ class Speech2LipModel(TrainModel):
         self.disc = PatchDiscriminator(3, 32).to(parts.device)
         self.rng = np.random.default_rng(self.cfg.seed)
         self._pred_codes = None
+        # the expression learner's batches, as the motion learners draw them (noise augmentation included)
+        self.motion_data = MotionData(parts.subject, self.cfg.audio, self.train_idx,
+                                      noise_copies=6 if self.cfg.noise_share > 0 else 0, seed=self.cfg.seed)
 
     def modules(self) -> dict:
         p = self.p
@@ -60,16 +64,8 @@ class Speech2LipModel(TrainModel):
 
     # ---- 1. expression ----------------------------------------------------------------------------
     def expression_batch(self, step: int) -> dict:
-        p, e = self.p, self.p.expression.cfg
-        lo, hi = int(self.train_idx[0]), int(self.train_idx[-1]) + 1
-        t = min(e.seq, hi - lo)
-        idx = self.rng.integers(lo, hi - t + 1, e.batch)[:, None] + np.arange(t)
-        centre = idx[:, t // 2]  # each sequence normalised by the statistics around it, as a drive is
-        w = p.expression_input(p.windows[idx], (p.local_stats[0][centre], p.local_stats[1][centre]))
-        if self.cfg.audio != "visemes":  # some sequences without log-mel: the visemes must carry the mouth
-            drop = self.rng.random(len(w)) < e.mel_dropout
-            w[drop, ..., -80:] = p.expression.reference()[0]
-        return {"w": torch.from_numpy(w).to(p.device), "y": p.codes_t[idx]}
+        b = self.motion_data.expression_batch(self.p.expression, self.p.codes_t, self.rng, self.cfg.noise_share)
+        return {"w": b["w"].to(self.p.device), "y": b["y"]}
 
     def expression_losses(self, b: dict, step: int) -> dict:
         return self.p.expression.member_losses(b["w"], b["y"])

@@ -28,6 +28,7 @@ from ..base import Drive, Engine, EngineConfig
 from . import drawing as D
 from .data import FrameStore, audio_windows
 from .render import Compositor, to_tensor
+from .oracle import Oracle
 from .trainer import VisemeModel, net_config
 
 
@@ -65,6 +66,7 @@ class VisemeEngine(Engine):
     name = "viseme"
     Config = VisemeConfig
     eye_control = True  # eye openness is drawn into the upper-face keypoints
+    landmark_lips = True  # --lips audio: the oracle renders the full drawing with the predicted mouth
     lookahead = max(LOOKAHEAD.values())
 
     @classmethod
@@ -91,21 +93,30 @@ class VisemeEngine(Engine):
         eng.gen = VisemeGenerator(net_config(eng.cfg)).to(device)
         eng.gen.load_state_dict(ck["generator"])
         eng.gen = eng.gen.for_inference()
+        eng.oracle = Oracle(net_config(eng.cfg)).to(device).eval()
+        eng.oracle.load_state_dict(ck["oracle"])
         eng.comp = Compositor(subject, eng.store)
         return eng
 
-    def prepare_batch(self, rows: Drive, ks: np.ndarray) -> np.ndarray:
-        """The upper-face drawings of the replayed frames, eyes set to the drive's openness."""
-        return np.stack([self.comp.upper_drawing(int(rows.pose_index[k]), rows.eye[k]) for k in ks])
+    def prepare_batch(self, rows: Drive, ks: np.ndarray):
+        """The upper-face drawings of the replayed frames, eyes set to the drive's openness; with
+        ``rows.mouth`` (--lips audio) the full drawings (and mouth drawings) with the predicted mouth."""
+        if rows.mouth is None:
+            return np.stack([self.comp.upper_drawing(int(rows.pose_index[k]), rows.eye[k]) for k in ks])
+        pairs = [self.comp.full_drawing(int(rows.pose_index[k]), rows.mouth[k], rows.eye[k]) for k in ks]
+        return tuple(np.stack(x) for x in zip(*pairs))
 
-    def render_batch(self, rows: Drive, ks: np.ndarray, draws: np.ndarray, state: dict) -> list[np.ndarray]:
-        windows = audio_windows(self.cfg.audio, rows.visemes, rows.mel_windows)
+    def render_batch(self, rows: Drive, ks: np.ndarray, draws, state: dict) -> list[np.ndarray]:
         js = [int(rows.pose_index[k]) for k in ks]
+        boxes = torch.from_numpy(self.store.mouth_boxes[js]).to(self.device)
         with torch.inference_mode():
-            face, _ = self.gen(to_tensor(draws[:, None], self.device, channels_last=True),
-                               torch.from_numpy(windows[ks]).to(self.device),
-                               torch.from_numpy(self.store.mouth_boxes[js]).to(self.device),
-                               return_mouth=False)
+            if rows.mouth is not None:  # NEON's oracle from the full drawing: no audio ambiguity left
+                face, _ = self.oracle(to_tensor(draws[0][:, None], self.device), to_tensor(draws[1][:, None], self.device),
+                                      boxes)
+            else:
+                windows = audio_windows(self.cfg.audio, rows.visemes, rows.mel_windows)
+                face, _ = self.gen(to_tensor(draws[:, None], self.device, channels_last=True),
+                                   torch.from_numpy(windows[ks]).to(self.device), boxes, return_mouth=False)
         crops = ((face.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
         return [self.comp.paste(crop, j) for crop, j in zip(crops, js)]
 

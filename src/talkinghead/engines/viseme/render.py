@@ -13,7 +13,9 @@ import torch
 from ...compose import RecordedFrames, lower_face_mask
 from ...subject import Subject
 from . import drawing as D
+from ...motion import MOUTH_POINTS
 from .data import FrameStore, eye_override
+from .mashing import mash
 
 
 def to_tensor(x: np.ndarray, device: str, channels_last: bool = False) -> torch.Tensor:
@@ -37,6 +39,20 @@ class Compositor:
         if eye is not None:
             lm = eye_override(lm, self.eye[j], eye)
         return D.draw(lm, self.box, self.store.size, full=False, labels=self.frames.get(j)["labels"])
+
+    def full_drawing(self, j: int, mouth: np.ndarray, eye: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(full drawing, mouth drawing) of frame j with its mouth and jaw replaced by ``mouth`` (pose-free
+        points, ``motion.MOUTH_POINTS`` order) placed at j's pose, as keypoint mashing places another
+        frame's mouth."""
+        st = self.store
+        canon = st.canon[j].astype(np.float64).copy()
+        canon[MOUTH_POINTS, :2] = mouth
+        lm = mash(canon, st.canon[j], st.rot[j], st.trans[j], st.K)
+        if eye is not None:
+            lm = eye_override(lm, self.eye[j], eye)
+        labels = self.frames.get(j)["labels"]
+        full = D.draw(lm, self.box, st.size, full=True, labels=labels)
+        return full, D.draw(lm, st.mouth_box_subject(j), st.mouth_size, full=True)
 
     def paste(self, crop: np.ndarray, j: int) -> np.ndarray:
         return self.frames.paste(crop, j)
