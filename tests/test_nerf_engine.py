@@ -132,6 +132,22 @@ def test_nerf_evaluate_writes_metrics(trained, tmp_path):
     assert main(["evaluate", str(trained["model"]), "-o", str(tmp_path / "ev")]) == 0
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert 12 < m["psnr"] < 60 and m["fps"] > 0
+    assert m["motion"] is not None and np.isfinite(m["motion"]["expression_aperture_r"])  # train left motion.pt
+
+
+def test_pose_audio_renders_the_learned_head_motion(trained, tmp_path):
+    """The default pose of a model with motion.pt: the head motion learner's poses, rendered as given."""
+    from talkinghead.drive import build_drive
+    from talkinghead.engines.modeldir import load_engine
+    from talkinghead.motion import pose_vectors
+
+    out = tmp_path / "moving.mp4"
+    assert main(["say", str(trained["model"]), "--text", "Papa bought a map.", "-o", str(out)]) == 0
+    eng = load_engine(trained["model"], "cpu")
+    d = build_drive(eng, text="Papa bought a map.", pose="audio")
+    assert d.rotation is not None and sum(1 for _ in iter_frames(out, 25)) == len(d)
+    yaw_pitch = pose_vectors(d.rotation, d.translation)[:, :2]
+    assert np.abs(np.diff(yaw_pitch, axis=0)).max() < 2.0 and yaw_pitch.std(0).max() > 0.1
 
 
 def test_streamed_audio_renders_the_frames_say_renders(trained, tmp_path):

@@ -65,7 +65,8 @@ def test_mouth_closed_in_silence_open_on_vowels_while_head_moves(trained, tmp_pa
     """NEON's Fig. 8 claim, measured: aperture on rendered frames follows the audio, not the pose."""
     wav, tts = vowel_silence_drive(tmp_path)
     out = tmp_path / "drive.mp4"
-    assert main(["say", str(trained["model"]), "--audio", str(wav), "-o", str(out), "--pose", "train"]) == 0
+    assert main(["say", str(trained["model"]), "--audio", str(wav), "-o", str(out), "--pose", "train",
+                 "--lips", "engine"]) == 0
     assert_opens_on_vowels_and_shuts_in_silence(aperture_of(out), tts, trained["subject"])
 
 
@@ -130,6 +131,7 @@ def test_self_driven_evaluation_ranks_trained_above_untrained(trained, tmp_path)
     import torch
 
     from talkinghead.engines.viseme.networks import VisemeGenerator
+    from talkinghead.engines.viseme.oracle import Oracle
     from talkinghead.engines.viseme.trainer import net_config
     from talkinghead.engines.viseme.engine import VisemeConfig
     from talkinghead.evaluate.report import METRIC_KEYS
@@ -143,12 +145,15 @@ def test_self_driven_evaluation_ranks_trained_above_untrained(trained, tmp_path)
     assert good["lmd"] is not None and good["lmd"] >= 0 and good["peak_ram_mb"] > 100
     assert set(good["cpbd"]) == {"rendered", "real"}
 
-    # Same model directory with the generator re-initialised: every image metric must get worse.
+    # Same model directory with the generator and the oracle re-initialised (evaluate renders through the
+    # oracle when the model has motion.pt, as say does): every image metric must get worse.
+    assert good["motion"] is not None
     bad_dir = tmp_path / "untrained"
     shutil.copytree(trained["model"], bad_dir)
     ck = torch.load(bad_dir / "weights.pt", weights_only=False)
     torch.manual_seed(1)
     ck["generator"] = VisemeGenerator(net_config(VisemeConfig(**ck["config"]))).state_dict()
+    ck["oracle"] = Oracle(net_config(VisemeConfig(**ck["config"]))).state_dict()
     torch.save(ck, bad_dir / "weights.pt")
     assert main(["evaluate", str(bad_dir), "-o", str(tmp_path / "bad")]) == 0
     bad = json.loads((tmp_path / "bad" / "metrics.json").read_text())

@@ -149,9 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pose", default=None, metavar="audio|train|still|FILE",
                    help="head motion from the audio (default when the model has a motion learner), replay the "
                         "training poses (default otherwise), hold one, or a file of yaw pitch roll [tx ty tz] rows")
-    s.add_argument("--lips", default="engine", choices=["engine", "audio"],
-                   help="the engine's own audio → mouth (default), or the motion learner's mouth landmarks "
-                        "(engines that render from landmarks)")
+    s.add_argument("--lips", default=None, choices=["engine", "audio"],
+                   help="the motion learner's mouth landmarks (default for engines that render from landmarks "
+                        "when the model has motion.pt), or the engine's own audio → mouth")
     s.add_argument("--blink", default="auto", choices=["auto", "none"])
     s.add_argument("--eye", type=float, help="fixed eye openness, 0 closed … 1 open (overrides --blink)")
     s.add_argument("--background", help="an image to put behind the person (engines with a background plate)")
@@ -172,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="report directory (default: VIDEO_STEM_report/ beside the video, "
                    "or MODEL_DIR/eval_SPLIT)")
     s.add_argument("--split", default="val", help="subject split to render (self-driven)")
-    s.add_argument("--lips", default="engine", choices=["engine", "audio"],
-                   help="self-driven: the engine's own audio → mouth, or the motion learner's landmarks")
+    s.add_argument("--lips", default=None, choices=["engine", "audio"],
+                   help="self-driven: as say (the motion learner's landmarks where the engine can, by default), "
+                        "or the engine's own audio → mouth")
     s.add_argument("--device", default="auto")
     s.set_defaults(func=_evaluate)
     return p

@@ -9,10 +9,12 @@ This floor sits above the engines (it reads their declared features and
 abilities) and below the stages that render: ``say``, ``evaluate``, ``serve``.
 """
 
-from .build import build_drive, check_request, default_pose, motion_of, read_background
+from .build import build_drive, check_request, default_lips, default_pose, motion_of, read_background
 from .schedule import Blinks, Poses, Schedule, nearest_pose_frames, natural_blinks, pingpong, still_frame
 from .speech import Speech, load_speech, read_speech, speech_features, subject_speech
 from .stream import DriveStream
 
-__all__ = ["Blinks", "DriveStream", "Poses", "Schedule", "default_pose", "motion_of", "nearest_pose_frames", "Speech", "build_drive", "check_request", "load_speech", "natural_blinks",
-           "pingpong", "read_background", "read_speech", "speech_features", "still_frame", "subject_speech"]
+__all__ = ["Blinks", "build_drive", "check_request", "default_lips", "default_pose", "DriveStream",
+           "load_speech", "motion_of", "natural_blinks", "nearest_pose_frames", "pingpong", "Poses",
+           "read_background", "read_speech", "Schedule", "Speech", "speech_features", "still_frame",
+           "subject_speech"]

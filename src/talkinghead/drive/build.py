@@ -41,6 +41,12 @@ def default_pose(engine: Engine) -> str:
     return "audio" if (engine.model_dir / MOTION_FILE).is_file() else "train"
 
 
+def default_lips(engine: Engine) -> str:
+    """``audio`` (the expression learner's landmarks) for engines that render from landmarks when the model
+    has a motion learner (measured better on held-out frames: see the README), else ``engine``."""
+    return "audio" if engine.landmark_lips and (engine.model_dir / MOTION_FILE).is_file() else "engine"
+
+
 def check_request(engine: Engine, pose="train", background=None, eye_level: float | None = None,
                   lips: str = "engine") -> None:
     """Every ability a drive can ask of an engine, checked in this one place."""

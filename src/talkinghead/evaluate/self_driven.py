@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.wav import SAMPLE_RATE
-from ..drive import build_drive, subject_speech
+from ..drive import build_drive, default_lips, subject_speech
 from ..engines import resolve_device
 from ..engines.modeldir import load_engine
 from ..geometry import face as mesh
@@ -47,7 +47,7 @@ def motion_metrics(model_dir: Path, subject, idx: np.ndarray) -> dict | None:
 
 
 def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | Path | None = None,
-                   device: str = "auto", lips: str = "engine") -> dict:
+                   device: str = "auto", lips: str | None = None) -> dict:
     model_dir = Path(model_dir)
     engine = load_engine(model_dir, resolve_device(device))  # validates the model before anything is written
     out = ensure_writable_dir(Path(report_dir) if report_dir else model_dir / f"eval_{split}")
@@ -59,7 +59,7 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
 
         raise InputError(f"split {split!r} of {subject.path} has {len(idx)} frames; need at least 3")
     speech = subject_speech(subject, idx)
-    drive = build_drive(engine, speech=speech, pose=idx, lips=lips)
+    drive = build_drive(engine, speech=speech, pose=idx, lips=default_lips(engine) if lips is None else lips)
     tr = subject.tracks
     scale = 512.0 / subject.size  # lmd is reported in pixels at 512²
     p_full, p_mouth, p_gen, copied, s_full, sharp_r, sharp_g = [], [], [], [], [], [], []

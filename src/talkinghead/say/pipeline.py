@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..audio.wav import SAMPLE_RATE
-from ..drive import build_drive, default_pose
+from ..drive import build_drive, default_lips, default_pose
 from ..engines import resolve_device
 from ..engines.modeldir import load_engine
 from ..io.video import VideoWriter
@@ -23,10 +23,11 @@ from ..utils import ensure_writable_dir
 def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None, text: str | None = None,
         pose: str | None = None, blink: str = "auto", device: str = "auto", subject: str | Path | None = None,
         batch_size: int = 8, eye: float | None = None, background: str | Path | None = None,
-        lips: str = "engine") -> dict:
+        lips: str | None = None) -> dict:
     out = ensure_writable_dir(out)
     engine = load_engine(Path(model_dir), resolve_device(device), subject)
     pose = default_pose(engine) if pose is None else pose
+    lips = default_lips(engine) if lips is None else lips
     drive = build_drive(engine, audio=audio, text=text, pose=pose, blink=blink, eye_level=eye, background=background,
                         lips=lips)
     size = engine.subject.size

@@ -93,8 +93,9 @@ class VisemeEngine(Engine):
         eng.gen = VisemeGenerator(net_config(eng.cfg)).to(device)
         eng.gen.load_state_dict(ck["generator"])
         eng.gen = eng.gen.for_inference()
-        eng.oracle = Oracle(net_config(eng.cfg)).to(device).eval()
+        eng.oracle = Oracle(net_config(eng.cfg)).to(device)
         eng.oracle.load_state_dict(ck["oracle"])
+        eng.oracle = eng.oracle.eval().to(memory_format=torch.channels_last)
         eng.comp = Compositor(subject, eng.store)
         return eng
 
@@ -111,8 +112,8 @@ class VisemeEngine(Engine):
         boxes = torch.from_numpy(self.store.mouth_boxes[js]).to(self.device)
         with torch.inference_mode():
             if rows.mouth is not None:  # NEON's oracle from the full drawing: no audio ambiguity left
-                face, _ = self.oracle(to_tensor(draws[0][:, None], self.device), to_tensor(draws[1][:, None], self.device),
-                                      boxes)
+                face, _ = self.oracle(to_tensor(draws[0][:, None], self.device, channels_last=True),
+                                      to_tensor(draws[1][:, None], self.device, channels_last=True), boxes)
             else:
                 windows = audio_windows(self.cfg.audio, rows.visemes, rows.mel_windows)
                 face, _ = self.gen(to_tensor(draws[:, None], self.device, channels_last=True),
