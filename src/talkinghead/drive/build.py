@@ -78,12 +78,13 @@ def build_drive(engine: Engine, audio: str | Path | None = None, text: str | Non
     if speech is None:
         want = engine.features if str(pose) != "audio" and lips != "audio" else ("visemes", "mel")
         speech = load_speech(audio, text, subject.fps, want)
+    motion = motion_of(engine) if str(pose) == "audio" or lips == "audio" else None
     if str(pose) == "audio":
-        pose = Poses(motion_of(engine).head_motion(speech.visemes, speech.mel_windows, seed), engine.free_pose)
+        pose = Poses(motion.head_motion(speech.visemes, speech.mel_windows, seed), engine.free_pose)
     schedule = Schedule(subject, pose=pose, blink=blink, eye_level=eye_level, seed=seed)
     if isinstance(background, (str, Path)):
         background = read_background(background)
     stats = None if speech.mel_windows is None else mel_stats(speech.mel_windows)
-    mouth = motion_of(engine).mouth_points(speech.visemes, speech.mel_windows) if lips == "audio" else None
+    mouth = motion.mouth_points(speech.visemes, speech.mel_windows) if lips == "audio" else None
     return Drive(fps=subject.fps, visemes=speech.visemes, mel_windows=speech.mel_windows, audio=speech.audio, mouth=mouth,
                  background=background, mel_stats=stats, **schedule.rows(0, len(speech)))

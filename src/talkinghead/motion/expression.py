@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..audio.windows import input_stats, mel_stats
 from ..geometry import face as mesh
 from ..nn import Standardise
 
@@ -158,6 +159,15 @@ class ExpressionModel(nn.Module):
     def set_reference(self, mean, std) -> None:
         self.ref_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.ref_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+
+    def fit(self, kind: str, windows: np.ndarray, subject, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Before training, from the training frames ``idx``: the input standardisation of ``windows`` (returned,
+        for other encoders of the same windows), the training audio's log-mel statistics, the mouth PCA."""
+        stats = input_stats(kind, windows[idx])
+        self.set_input_stats(*stats)
+        self.set_reference(*mel_stats(subject.audio_features["mel_windows"][idx]))
+        self.pca.fit(subject.tracks["canon_landmarks"], idx)
+        return stats
 
     def set_input_stats(self, shift, scale) -> None:
         for m in self.members:

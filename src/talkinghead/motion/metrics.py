@@ -22,9 +22,10 @@ from scipy import linalg
 
 from ..geometry import face as mesh
 from ..geometry.pose import project
+from .head import pose_vectors, speech_energy
 
 __all__ = ["frechet", "velocity_features", "velocity_fd", "energy_r", "replay_score", "std_ratio",
-           "expression_metrics", "head_metrics"]
+           "mouth_metrics", "expression_metrics", "head_metrics"]
 
 
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
@@ -92,12 +93,12 @@ def std_ratio(fake: np.ndarray, real: np.ndarray) -> np.ndarray:
     return np.asarray(fake, np.float64).std(0) / np.maximum(np.asarray(real, np.float64).std(0), 1e-9)
 
 
-def expression_metrics(model, subject, idx: np.ndarray) -> dict:
-    """Aperture r and lip LMD of the expression learner alone on frames ``idx`` (a drive of them)."""
-    tr, af = subject.tracks, subject.audio_features
-    coef = model.mouth_codes(af["visemes"][idx], af["mel_windows"][idx].astype(np.float32))
+def mouth_metrics(pca, coef: np.ndarray, subject, idx: np.ndarray) -> dict:
+    """Aperture r and lip LMD (px at 512²) of predicted mouth coefficients ``coef`` for frames ``idx``: the
+    decoded pose-free lips, placed at each frame's tracked pose, against its tracked lips."""
+    tr = subject.tracks
     lm = tr["canon_landmarks"][idx].astype(np.float64).copy()
-    lm[..., :2] = model.expression.pca.decode(coef, lm)
+    lm[..., :2] = pca.decode(coef, lm)
     r = float(np.corrcoef(mesh.mouth_aperture(lm[..., :2]), tr["aperture"][idx])[0, 1])
     lips, K = mesh.LIPS_OUTER + mesh.LIPS_INNER, tr["intrinsics"].astype(np.float64)
     d = [np.linalg.norm(project(lm[n][lips], tr["rotation"][i].astype(np.float64),
@@ -106,10 +107,15 @@ def expression_metrics(model, subject, idx: np.ndarray) -> dict:
     return {"aperture_r": r, "lmd": float(np.mean(d)) * 512 / subject.size}
 
 
+def expression_metrics(model, subject, idx: np.ndarray) -> dict:
+    """``mouth_metrics`` of a ``MotionModel``'s expression learner driven by the audio of frames ``idx``."""
+    af = subject.audio_features
+    coef = model.mouth_codes(af["visemes"][idx], af["mel_windows"][idx].astype(np.float32))
+    return mouth_metrics(model.expression.pca, coef, subject, idx)
+
+
 def head_metrics(model, subject, idx: np.ndarray, train_idx: np.ndarray, seed: int = 0) -> dict:
     """Head-motion metrics of motion generated for the audio of frames ``idx``, against their real poses."""
-    from .head import pose_vectors, speech_energy
-
     af, tr = subject.audio_features, subject.tracks
     poses = pose_vectors(tr["rotation"], tr["translation"], model.cfg.head.smooth)
     energy = speech_energy(af["mel_windows"])

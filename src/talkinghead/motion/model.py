@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..audio.windows import audio_channels, feature_windows, input_stats, mel_stats, renormalise
+from ..audio.windows import audio_channels, feature_windows, mel_stats, renormalise
 from ..errors import InputError
 from ..subject import Subject
 from ..utils import atomic_path
@@ -55,10 +55,7 @@ class MotionModel(nn.Module):
 
     def fit_stats(self, subject: Subject, train_idx: np.ndarray, windows: np.ndarray, poses: np.ndarray) -> None:
         af = subject.audio_features
-        stats = input_stats(self.cfg.audio, windows[train_idx])
-        self.expression.set_input_stats(*stats)
-        self.expression.set_reference(*mel_stats(af["mel_windows"][train_idx]))
-        self.expression.pca.fit(subject.tracks["canon_landmarks"], train_idx)
+        stats = self.expression.fit(self.cfg.audio, windows, subject, train_idx)
         self.head.fit_stats(poses[train_idx], speech_energy(af["mel_windows"][train_idx]), stats)
         # the clip a generated motion starts from: a typical 3 s of training (median motion energy; the
         # calmest one made the style encoder ask for half the person's motion)

@@ -1,6 +1,6 @@
 """The motion learners as phases of the shared trainer: every engine's ``train`` ends with them,
 ``train-motion`` runs them alone. Held-out metrics per phase: the expression learner's aperture r and
-LMD before any rendering; the head learner's motion statistics (``evaluate.motion``)."""
+LMD before any rendering; the head learner's motion statistics (``motion/metrics.py``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from ..engines.base import Phase, TrainModel, Validation
-from ..motion.metrics import expression_metrics, head_metrics
 from ..motion import MotionConfig, MotionData, MotionModel
+from ..motion.metrics import expression_metrics, head_metrics
 from ..subject import Subject
 
 __all__ = ["MotionTrainModel"]

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...audio.windows import (audio_channels, feature_windows, input_stats, local_mel_stats, mel_stats,
+from ...audio.windows import (audio_channels, feature_windows, local_mel_stats, mel_stats,
                               renormalise)
 from ...geometry import face as mesh
 from ...geometry.pose import project
 from ...motion import ExpressionConfig, ExpressionModel
+from ...motion.metrics import mouth_metrics
 from ...subject import Subject
 from .blend import BlendNet
 from .data import LipData, canonical_mask, canonical_region
@@ -70,11 +71,7 @@ class Parts:
         self.local_stats = local_mel_stats(af["mel_windows"], ExpressionConfig().context)
         if state is None:
             self.field.set_texture(subject.frame(self.c)[y0:y0 + h, x0:x0 + w])
-            stats = input_stats(cfg.audio, self.windows[fit_idx])
-            self.expression.set_input_stats(*stats)
-            self.expression.set_reference(*mel_stats(af["mel_windows"][fit_idx]))
-            self.sync.norm.set(*stats)
-            self.expression.pca.fit(tr["canon_landmarks"], fit_idx)
+            self.sync.norm.set(*self.expression.fit(cfg.audio, self.windows, subject, fit_idx))
         else:
             self.field.texture = torch.zeros(state["texture_shape"], device=device)
             for name in ("expression", "field", "depth", "blend", "sync"):
@@ -195,16 +192,9 @@ class Parts:
     def expression_metrics(self, idx: np.ndarray) -> dict:
         """Held-out aperture r and mouth LMD (px at 512²) of the expression learner alone, its audio
         normalised as a drive of those frames would be."""
-        tr = self.subject.tracks
         stats = mel_stats(self.subject.audio_features["mel_windows"][idx])
         coef = self.expression.predict(self.expression_input(self.windows[idx], stats))
-        lm = tr["canon_landmarks"][idx].astype(np.float64).copy()
-        lm[..., :2] = self.expression.pca.decode(coef, lm)
-        r = float(np.corrcoef(mesh.mouth_aperture(lm[..., :2]), tr["aperture"][idx])[0, 1])
-        M, K = mesh.LIPS_OUTER + mesh.LIPS_INNER, tr["intrinsics"].astype(np.float64)
-        d = [np.linalg.norm(project(lm[n][M], tr["rotation"][i].astype(np.float64), tr["translation"][i].astype(
-            np.float64), K) - tr["landmarks"][i][M, :2], axis=1).mean() for n, i in enumerate(idx)]
-        return {"aperture_r": r, "lmd": float(np.mean(d)) * 512 / self.subject.size}
+        return mouth_metrics(self.expression.pca, coef, self.subject, idx)
 
     @torch.no_grad()
     def sync_metrics(self, idx: np.ndarray) -> dict:
