@@ -70,19 +70,15 @@ def test_mouth_closed_in_silence_open_on_vowels_while_head_moves(trained, tmp_pa
     assert_opens_on_vowels_and_shuts_in_silence(aperture_of(out), tts, trained["subject"])
 
 
-def test_train_resumes_after_kill(trained, tmp_path):
+def test_train_resumes_after_ctrl_c(trained, tmp_path):
+    from test_outputs import sigint_after
+
     env = dict(os.environ, TALKINGHEAD_QUIET="0")
-    args = [sys.executable, "-m", "talkinghead.cli", "train", str(trained["subject"]), "-o", str(tmp_path / "m"),
-            "--steps", "100000", "--device", "cpu", "--set", "checkpoint_minutes=0.02",
-            *sum([["--set", s] for s in TINY], [])]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ckpt = tmp_path / "m" / "checkpoint_oracle.pt"
-    deadline = time.time() + 120
-    while not ckpt.exists() and time.time() < deadline:
-        time.sleep(0.5)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    code, err = sigint_after(["train", trained["subject"], "-o", tmp_path / "m", "--steps", "100000", "--device",
+                              "cpu", "--set", "checkpoint_minutes=0.02", *sum([["--set", s] for s in TINY], [])],
+                             ckpt.exists)
+    assert code == 130 and len(err) == 1 and "checkpoint is kept" in err[0], err
     assert ckpt.exists() and not (tmp_path / "m" / "weights.pt").exists()
     r = subprocess.run([sys.executable, "-m", "talkinghead.cli", "train", str(trained["subject"]), "-o",
                         str(tmp_path / "m"), "--steps", "60", "--device", "cpu"],
@@ -90,6 +86,40 @@ def test_train_resumes_after_kill(trained, tmp_path):
     assert r.returncode == 0, r.stderr[-1500:]
     assert "resuming" in r.stderr
     assert (tmp_path / "m" / "weights.pt").exists()
+
+
+def test_say_output_rules_and_ctrl_c(trained, tmp_path, cli, monkeypatch):
+    """A foreign file is kept unless --force, our own result is replaced, a full disk is one line, and Ctrl-C
+    leaves no output and no temporary file."""
+    from test_outputs import sigint_after
+
+    from talkinghead.outputs import written_by_us
+
+    out = tmp_path / "o.mp4"
+    out.write_text("the user's")
+    code, err = cli("say", trained["model"], "--text", "hi", "-o", out)
+    assert code == 2 and "--force" in err and out.read_text() == "the user's"
+    code, _ = cli("say", trained["model"], "--text", "hi", "-o", out, "--force")
+    assert code == 0 and written_by_us(out)
+    before = out.stat().st_mtime_ns
+    code, _ = cli("say", trained["model"], "--text", "hello", "-o", out)
+    assert code == 0 and out.stat().st_mtime_ns != before
+    real = os.replace
+
+    def full(src, dst, *a, **k):
+        if str(dst).endswith("full.mp4"):
+            raise OSError(28, os.strerror(28), str(src))
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", full)
+    code, err = cli("say", trained["model"], "--text", "hi", "-o", tmp_path / "full.mp4")
+    assert code == 2 and err == f"error: cannot write {tmp_path / 'full.mp4'}: {os.strerror(28)}"
+    monkeypatch.undo()
+    long_text = "Papa bought a big map of the open sea. " * 12
+    code, err = sigint_after(["say", trained["model"], "--text", long_text, "-o", tmp_path / "c.mp4",
+                              "--device", "cpu"], lambda: any(tmp_path.glob(".c.*.tmp.mp4")))
+    assert code == 130 and err == [f"interrupted: nothing written to {tmp_path / 'c.mp4'}"], err
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".c.") or p.name == "c.mp4"]
 
 
 def test_bad_inputs(trained, tmp_path, cli):

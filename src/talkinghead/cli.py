@@ -24,7 +24,7 @@ def _prepare(a: argparse.Namespace) -> None:
 def _tts(a: argparse.Namespace) -> None:
     from .audio.tts import write_tts
 
-    res = write_tts(a.text, a.output, voice=a.voice)
+    res = write_tts(a.text, a.output, voice=a.voice, force=a.force)
     print(f"{a.output} ({len(res.phonemes)} phonemes)")
 
 
@@ -32,7 +32,7 @@ def _synth(a: argparse.Namespace) -> None:
     from .synth.speaker import synthesize_speaker
 
     out = synthesize_speaker(a.output, text=a.text, seconds=a.seconds, seed=a.seed, size=a.size,
-                             fps=a.fps, motion=a.motion)
+                             fps=a.fps, motion=a.motion, force=a.force)
     print(out)
 
 
@@ -40,27 +40,27 @@ def _train(a: argparse.Namespace) -> None:
     from .train.pipeline import train
 
     print(train(a.subject, a.engine, a.output, minutes=a.minutes, steps=a.steps, device=a.device,
-                overrides=a.set))
+                overrides=a.set, force=a.force))
 
 
 def _train_motion(a: argparse.Namespace) -> None:
     from .train.pipeline import train_motion
 
-    print(train_motion(a.subject, a.output, minutes=a.minutes, steps=a.steps, device=a.device))
+    print(train_motion(a.subject, a.output, minutes=a.minutes, steps=a.steps, device=a.device, force=a.force))
 
 
 def _say(a: argparse.Namespace) -> None:
     from .say.pipeline import say
 
     say(a.model, a.output, audio=a.audio, text=a.text, pose=a.pose, blink=a.blink, device=a.device,
-        subject=a.subject, eye=a.eye, background=a.background, lips=a.lips)
+        subject=a.subject, eye=a.eye, background=a.background, lips=a.lips, force=a.force)
     print(a.output)
 
 
 def _demo(a: argparse.Namespace) -> None:
     from .demo import demo
 
-    print(demo(a.output, minutes=a.minutes, device=a.device))
+    print(demo(a.output, minutes=a.minutes, device=a.device, force=a.force))
 
 
 def _evaluate(a: argparse.Namespace) -> None:
@@ -77,20 +77,25 @@ def _evaluate(a: argparse.Namespace) -> None:
 
         out = Path(a.output) if a.output else Path(a.model_dir) / f"eval_{a.split}"
         print(format_metrics(evaluate_model(a.model_dir, split=a.split, report_dir=out, device=a.device,
-                                              lips=a.lips)))
+                                              lips=a.lips, force=a.force)))
         print(out / "report.html")
         return
 
     video = Path(a.video)
     out = Path(a.output) if a.output else video.with_name(f"{video.stem}_report")
-    metrics = evaluate_video(video, audio=a.audio, report_dir=out)
+    metrics = evaluate_video(video, audio=a.audio, report_dir=out, force=a.force)
     print(format_metrics(metrics))
     print(out / "report.html")
+
+
+FORCE_HELP = "replace an existing output that talkinghead did not write (a file), or write beside the files of " \
+             "such a directory; an earlier result of talkinghead's own is replaced or resumed"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="talkinghead", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"talkinghead {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="also show the native libraries' log lines")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("prepare", help="video of one speaking person -> subject directory")
@@ -100,13 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fps", type=float, default=25.0)
     s.add_argument("--size", type=int, default=512, help="crop side in pixels")
     s.add_argument("--val-fraction", type=float, default=0.1, help="last fraction held out")
-    s.add_argument("--force", action="store_true", help="redo every stage")
+    s.add_argument("--force", action="store_true", help="redo every stage; write into a directory that holds "
+                   "other files (they are left alone)")
     s.set_defaults(func=_prepare)
 
     s = sub.add_parser("tts", help="offline speech (espeak-ng) with phoneme timings")
     s.add_argument("text")
     s.add_argument("-o", "--output", required=True, help="wav to write (+ .phonemes.json beside it)")
     s.add_argument("--voice", default="en-us")
+    s.add_argument("--force", action="store_true", help=FORCE_HELP)
     s.set_defaults(func=_tts)
 
     s = sub.add_parser("synth", help="a synthetic talking person with ground truth")
@@ -118,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=int, default=512)
     s.add_argument("--fps", type=float, default=25.0)
     s.add_argument("--motion", type=float, default=1.0, help="head-motion amplitude (0 = still)")
+    s.add_argument("--force", action="store_true", help=FORCE_HELP)
     s.set_defaults(func=_synth)
 
     s = sub.add_parser("train", help="subject directory -> model directory (resumable)")
@@ -129,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, help="step budget")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="engine setting, repeatable")
+    s.add_argument("--force", action="store_true", help=FORCE_HELP)
     s.set_defaults(func=_train)
 
     s = sub.add_parser("train-motion", help="train only the motion learners of a subject (MODEL/motion.pt)")
@@ -138,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--minutes", type=float, help="time budget (default 3)")
     g.add_argument("--steps", type=int, help="step budget")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    s.add_argument("--force", action="store_true", help=FORCE_HELP)
     s.set_defaults(func=_train_motion)
 
     s = sub.add_parser("say", help="render the person saying an audio file or a text")
@@ -157,12 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--background", help="an image to put behind the person (engines with a background plate)")
     s.add_argument("--device", default="auto")
     s.add_argument("--subject", help="the subject directory, if it moved since training")
+    s.add_argument("--force", action="store_true", help=FORCE_HELP)
     s.set_defaults(func=_say)
 
     s = sub.add_parser("demo", help="synthesize, prepare, train and say: the whole pipeline, no data needed")
     s.add_argument("-o", "--output", default="demo")
     s.add_argument("--minutes", type=float, default=8.0, help="training budget")
     s.add_argument("--device", default="auto")
+    s.add_argument("--force", action="store_true", help=FORCE_HELP)
     s.set_defaults(func=_demo)
     s = sub.add_parser("evaluate", help="metrics + HTML report: self-driven (MODEL_DIR) or cross-driven (--video)")
     s.add_argument("model_dir", nargs="?", metavar="MODEL_DIR",
@@ -176,19 +188,63 @@ def build_parser() -> argparse.ArgumentParser:
                    help="self-driven: as say (the motion learner's landmarks where the engine can, by default), "
                         "or the engine's own audio → mouth")
     s.add_argument("--device", default="auto")
+    s.add_argument("--force", action="store_true", help=FORCE_HELP)
     s.set_defaults(func=_evaluate)
     return p
 
 
+def os_error_line(e: OSError) -> str:
+    """One line for a failure of the file system or a device (unwritable, missing, full disk, …), naming the
+    output a temporary file stood for (``utils.atomic_path`` writes ``.NAME.XXXX.tmpSUFFIX`` first)."""
+    import re
+    from pathlib import Path
+
+    what = e.strerror or str(e) or type(e).__name__
+    names, writing = [], False
+    for n in (e.filename, e.filename2):
+        if n:
+            p = Path(str(n))
+            m = re.fullmatch(r"\.(.+)\.[^.]+\.tmp(\..*)?", p.name)
+            writing |= m is not None
+            names.append(str(p.with_name(m[1] + (m[2] or ""))) if m else str(p))
+    if not names:
+        return what
+    return f"{'cannot write ' if writing else ''}{' -> '.join(names)}: {what}"
+
+
+def kept_after_interrupt(a: argparse.Namespace) -> str:
+    """What a Ctrl-C leaves behind, per command (outputs appear only complete, under their final name)."""
+    from pathlib import Path
+
+    if a.command == "prepare":
+        partial = Path(a.output).with_name(Path(a.output).name + ".partial")
+        return (f"finished stages kept in {partial}; the same command resumes" if partial.is_dir()
+                else "nothing written")
+    if a.command in ("train", "train-motion"):
+        out = a.output or Path(a.subject).with_name(f"{Path(a.subject).name}_{a.engine}")
+        return f"the last checkpoint is kept in {out}; the same command resumes"
+    if a.command == "demo":
+        return f"finished stages kept in {a.output}; the same command resumes"
+    return f"nothing written to {a.output}" if getattr(a, "output", None) else "nothing written"
+
+
 def main(argv: list[str] | None = None) -> int:
+    from contextlib import nullcontext
+
+    from .progress import native_logs_hidden
+
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        with nullcontext() if args.verbose else native_logs_hidden():
+            args.func(args)
     except TalkingHeadError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # the file system or a device said no: the user's to fix, not a bug
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print(f"interrupted: {kept_after_interrupt(args)}", file=sys.stderr)
         return 130
     return 0
 

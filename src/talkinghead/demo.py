@@ -21,13 +21,15 @@ def _f(v) -> str:
 
 
 def demo(out_dir: str | Path = "demo", minutes: float = 8.0, seconds: float = 40.0, size: int = 512,
-         device: str = "auto") -> Path:
+         device: str = "auto", force: bool = False) -> Path:
     from .prepare.pipeline import PrepareConfig, prepare
     from .say.pipeline import say
     from .synth.speaker import synthesize_speaker
     from .train.pipeline import train
 
-    out = Path(out_dir)
+    from .outputs import output_dir
+
+    out, _ = output_dir(out_dir, ("summary.txt", "speaker.truth.npz"), force, "demo")
     out.mkdir(parents=True, exist_ok=True)
     times = {}
     t = time.perf_counter()

@@ -49,6 +49,36 @@ def native_stderr_silenced():
         os.close(devnull)
 
 
+@contextmanager
+def native_logs_hidden():
+    """For a whole command: C++ libraries' log lines (mediapipe, absl, TFLite, glog), which write straight to
+    file descriptor 2, go to /dev/null, while Python's ``sys.stderr`` (progress bars, warnings, errors) keeps
+    the terminal through a copy of the descriptor. Does nothing when ``sys.stderr`` is not descriptor 2
+    (e.g. captured by a test)."""
+    try:
+        real = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        real = False
+    if not real:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    old = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=old.encoding, errors="backslashreplace")
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = old
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 @dataclass
 class StageTimer:
     """Collects (stage, seconds, note) rows and prints them as a table."""

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..utils import ensure_writable_dir, write_json
+from ..outputs import output_file
+from ..utils import write_json
 from .visemes import SILENCE, VISEMES, Segment, espeak_to_viseme
 from .wav import SAMPLE_RATE
 from .wav import resample, write_wav
@@ -184,13 +185,13 @@ def synthesize(text: str, voice: str = "en-us", rate: int = 150,
 
 
 def write_tts(text: str, out_wav: str | os.PathLike, voice: str = "en-us", sr: int = SAMPLE_RATE,
-              rate: int = 150) -> TTSResult:
+              rate: int = 150, force: bool = False) -> TTSResult:
     """Synthesise ``text`` to ``out_wav`` (16-bit mono at ``sr``) and ``<stem>.phonemes.json``.
 
     The JSON is a list of ``{label, start, end, viseme, viseme_name}`` (seconds).
     Both files are written atomically. Returns the resampled :class:`TTSResult`.
     """
-    out_wav = ensure_writable_dir(out_wav)
+    out_wav = output_file(out_wav, force, "tts")
     result = synthesize(text, voice=voice, rate=rate).resampled(sr)
     write_wav(out_wav, result.audio, sr)
     write_json(phonemes_json_path(out_wav), [s.to_dict() for s in result.phonemes])

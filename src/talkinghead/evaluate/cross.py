@@ -29,10 +29,11 @@ import numpy as np
 from ..errors import InputError
 from ..io.video import count_frames, probe
 from ..progress import info
-from ..utils import atomic_path, ensure_writable_dir
+from ..outputs import output_dir
+from ..utils import atomic_path
 from .analyze import SAMPLE_RATE, VideoAnalysis, analyze_video
 from ..metrics import cpbd
-from .report import METRIC_KEYS, write_metrics, write_report
+from .report import METRIC_KEYS, REPORT_MARKERS, write_metrics, write_report
 from .temporal import (BILABIAL, MIN_SILENCE_S, OPEN_VOWELS, SILENCE, aperture_thresholds,
                        audio_envelope, av_lag_ms, viseme_consistency)
 
@@ -176,7 +177,8 @@ def _add_sections(path: Path, extra: str) -> None:
 
 
 def evaluate_video(video: str | os.PathLike, audio: str | os.PathLike | None = None,
-                   report_dir: str | os.PathLike | None = None, fps: float | None = None) -> dict:
+                   report_dir: str | os.PathLike | None = None, fps: float | None = None,
+                   force: bool = False) -> dict:
     """Evaluate a rendered video against the speech that drove it; returns the metrics.
 
     ``audio``: the driving speech (any format ``load_audio`` reads); default
@@ -190,9 +192,7 @@ def evaluate_video(video: str | os.PathLike, audio: str | os.PathLike | None = N
 
     vinfo = probe(video)
     if report_dir is not None:
-        report_dir = ensure_writable_dir(report_dir)
-        if report_dir.exists() and not report_dir.is_dir():
-            raise InputError(f"{report_dir} exists and is not a directory")
+        report_dir, _ = output_dir(report_dir, REPORT_MARKERS, force, "evaluate")
     if audio is not None:
         wav, driving = load_audio(audio, sr=SAMPLE_RATE), str(audio)
     elif vinfo.has_audio:

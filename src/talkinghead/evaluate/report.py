@@ -18,6 +18,7 @@ import numpy as np
 
 from ..utils import atomic_path, write_json
 
+REPORT_MARKERS = ("report.html", "metrics.json")  # what makes a directory an earlier evaluate report
 METRIC_KEYS = ["psnr", "psnr_mouth", "psnr_generated", "copied_fraction", "ssim", "lmd", "aperture_r", "blink_f1",
                "cpbd", "flicker", "fps", "rtf", "peak_ram_mb", "viseme_consistency", "av_lag_ms", "motion"]
 

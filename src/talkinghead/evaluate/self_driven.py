@@ -22,11 +22,11 @@ from ..engines.modeldir import load_engine
 from ..geometry import face as mesh
 from ..io.video import VideoWriter
 from ..progress import bar, info
-from ..utils import ensure_writable_dir
+from ..outputs import output_dir
 from .analyze import analyze_video
 from .cross import cross_thresholds, cross_viseme_consistency
 from ..metrics import FlickerAccumulator, cpbd, crop_box, psnr, ssim
-from .report import METRIC_KEYS, write_metrics, write_report
+from .report import METRIC_KEYS, REPORT_MARKERS, write_metrics, write_report
 from .temporal import audio_envelope, av_lag_ms, blink_f1, detect_blinks, pearson
 
 MOUTH = sorted(set(mesh.LIPS_OUTER + mesh.LIPS_INNER))
@@ -47,10 +47,11 @@ def motion_metrics(model_dir: Path, subject, idx: np.ndarray) -> dict | None:
 
 
 def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | Path | None = None,
-                   device: str = "auto", lips: str | None = None) -> dict:
+                   device: str = "auto", lips: str | None = None, force: bool = False) -> dict:
     model_dir = Path(model_dir)
     engine = load_engine(model_dir, resolve_device(device))  # validates the model before anything is written
-    out = ensure_writable_dir(Path(report_dir) if report_dir else model_dir / f"eval_{split}")
+    out, _ = output_dir(Path(report_dir) if report_dir else model_dir / f"eval_{split}", REPORT_MARKERS, force,
+                        "evaluate")
     out.mkdir(parents=True, exist_ok=True)
     subject = engine.subject
     idx = subject.split(split)

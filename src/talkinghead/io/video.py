@@ -19,6 +19,7 @@ import av
 import numpy as np
 
 from ..errors import InputError
+from ..outputs import MARK
 from ..utils import atomic_path
 
 
@@ -146,6 +147,7 @@ class VideoWriter:
         if w % 2 or h % 2:
             raise ValueError("H.264 needs even frame sizes")
         self._c = av.open(str(self._tmp), "w", format="mp4")
+        self._c.metadata["comment"] = MARK  # how --force-free reruns know the file is ours
         rate = Fraction(fps).limit_denominator(1001)
         self._v = self._c.add_stream("libx264", rate=rate)
         self._v.width, self._v.height, self._v.pix_fmt = w, h, "yuv420p"

@@ -14,7 +14,7 @@ import multiprocessing as mp
 import shutil
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,7 +33,8 @@ from ..geometry.smooth import savgol
 from ..io.video import count_frames, iter_frames, probe
 from ..progress import StageTimer, bar, info, warn
 from ..subject import FORMAT_VERSION
-from ..utils import ensure_writable_dir, replace_dir, save_npz, write_json
+from ..outputs import install_dir, output_dir
+from ..utils import save_npz, write_json
 from .background import BackgroundAccumulator
 from .crop import CropBox, plan_crop
 from .pose import estimate_poses
@@ -94,15 +95,54 @@ class Stages:
         write_json(self.file, self.state)
 
 
-def _phones_job(wav_path: str):
-    return recognize_phones(load_audio(wav_path, SR), SR)
+def _phones_job(wav_path: str, conn) -> None:
+    import signal
+
+    import threading
+
+    from tqdm import tqdm
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops this process
+    tqdm.set_lock(threading.RLock())  # not tqdm's default multiprocessing lock, which a stopped process leaks
+    try:
+        conn.send((True, recognize_phones(load_audio(wav_path, SR), SR)))
+    except Exception as e:  # noqa: BLE001 - re-raised in the parent
+        conn.send((False, e))
+
+
+class PhonesProcess:
+    """Phone recognition in a second process (two cores, two jobs) while the video is tracked; ``stop`` ends
+    it at once after an error or Ctrl-C instead of waiting for it."""
+
+    def __init__(self, wav_path: Path):
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_phones_job, args=(str(wav_path), child), daemon=True)
+        self.proc.start()
+        child.close()
+
+    def result(self):
+        try:
+            ok, value = self.conn.recv()
+        except EOFError:
+            raise RuntimeError("the phone recognition process ended without a result") from None
+        self.proc.join()
+        if not ok:
+            raise value
+        return value
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()
+        self.proc.join()
+        self.conn.close()
 
 
 def prepare(video: str | Path, out: str | Path, audio: str | Path | None = None,
             config: PrepareConfig | None = None, force: bool = False) -> Path:
     cfg = config or PrepareConfig()
-    video, out = Path(video), Path(out)
-    ensure_writable_dir(out)
+    video = Path(video)
+    out, ours = output_dir(out, ("subject.json",), force, "prepare")
     vinfo = probe(video)
     if not vinfo.has_audio and audio is None:
         raise InputError(f"{video}: has no audio track; pass --audio WAV")
@@ -112,29 +152,36 @@ def prepare(video: str | Path, out: str | Path, audio: str | Path | None = None,
     key_src = {"video": file_sha256(video), "audio": file_sha256(audio_src) if audio else None,
                "config": asdict(cfg), "format": FORMAT_VERSION}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
-    if out.exists() and not force and (out / "subject.json").exists():
-        if json.loads((out / "subject.json").read_text()).get("key") == key:
+    if ours and not force:
+        if _subject_key(out) == key:
             info(f"{out}: already prepared from this video with these settings (use --force to redo)")
             return out
+        raise InputError(f"{out} holds a subject prepared from another video or with other settings; "
+                         "choose another -o, or pass --force to replace it")
     work = out.with_name(out.name + ".partial")
     if force:
         shutil.rmtree(work, ignore_errors=True)
     stages = Stages(work, key)
     timer = StageTimer()
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+    phones = None
+    try:
         with timer.stage("audio"):
             wav = load_audio(audio_src, SR)
             if np.abs(wav).max(initial=0) < 1e-4:
                 raise InputError(f"{audio_src}: audio is silent")
+            if audio is not None and vinfo.duration == vinfo.duration and \
+                    abs(len(wav) / SR - vinfo.duration) > 0.5:
+                warn(f"{audio_src} lasts {len(wav) / SR:.1f} s and {video} {vinfo.duration:.1f} s; using the "
+                     "overlap")
             write_wav(work / "audio_full.wav", wav, SR)
-        phones = None if stages.done("features") else pool.submit(_phones_job, str(work / "audio_full.wav"))
+        phones = None if stages.done("features") else PhonesProcess(work / "audio_full.wav")
         with timer.stage("track") as row:
             if not stages.done("track"):
                 _track(video, vinfo, cfg, work)
                 stages.mark("track")
             raw = dict(np.load(work / ".track_raw.npz"))
-            n = len(raw["landmarks"])
+            n = min(len(raw["landmarks"]), int(len(wav) / SR * cfg.fps + 1e-6))  # the overlap with the audio
+            raw = {k: v[:n] for k, v in raw.items()}
             row[2] = f"{n} frames, face found in {raw['found'].mean():.1%}"
         if n / cfg.fps < cfg.min_seconds:
             raise InputError(f"{video}: is {n / cfg.fps:.1f} s long; need at least {cfg.min_seconds:.0f} s")
@@ -164,6 +211,9 @@ def prepare(video: str | Path, out: str | Path, audio: str | Path | None = None,
             from .preview import write_preview
 
             write_preview(work, tracks)
+    finally:
+        if phones is not None:
+            phones.stop()
     (work / "audio_full.wav").unlink(missing_ok=True)
     (work / ".track_raw.npz").unlink(missing_ok=True)
     n_val = int(round(n * cfg.val_fraction))
@@ -183,9 +233,16 @@ def prepare(video: str | Path, out: str | Path, audio: str | Path | None = None,
     }
     write_json(work / "subject.json", meta)
     (work / ".stages.json").unlink(missing_ok=True)
-    replace_dir(work, out)
+    install_dir(work, out, ours)
     info(timer.table())
     return out
+
+
+def _subject_key(out: Path) -> str | None:
+    try:
+        return json.loads((out / "subject.json").read_text()).get("key")
+    except (OSError, ValueError):
+        return None
 
 
 def _fit_length(wav: np.ndarray, seconds: float) -> np.ndarray:

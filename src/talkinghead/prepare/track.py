@@ -37,14 +37,28 @@ def _facemesh(static: bool, max_faces: int):
 def detect_landmarks(img: np.ndarray) -> list[np.ndarray]:
     """All faces in one still RGB image, each (478, 3) pixels (z scaled like x), largest first."""
     with _facemesh(True, 4) as fm:
-        return _to_pixels(fm.process(img), img.shape)
+        return _faces(fm, img)
 
 
-def _to_pixels(res, shape) -> list[np.ndarray]:
-    h, w = shape[:2]
+def square(rgb: np.ndarray) -> np.ndarray:
+    """The frame padded with black on the right or bottom to a square: FaceMesh's landmark projection is only
+    right for square input (mediapipe warns "NORM_RECT without IMAGE_DIMENSIONS"), and with padding there
+    pixel coordinates stay those of the original frame."""
+    h, w = rgb.shape[:2]
+    if h == w:
+        return rgb
+    out = np.zeros((max(h, w), max(h, w), 3), rgb.dtype)
+    out[:h, :w] = rgb
+    return out
+
+
+def _faces(fm, rgb: np.ndarray) -> list[np.ndarray]:
+    """Every face FaceMesh finds in ``rgb``, (478, 3) pixels (z scaled like x), largest first."""
+    sq = square(rgb)
+    side = sq.shape[0]
     out = []
-    for f in res.multi_face_landmarks or []:
-        out.append(np.array([(p.x * w, p.y * h, p.z * w) for p in f.landmark], dtype=np.float32))
+    for f in fm.process(sq).multi_face_landmarks or []:
+        out.append(np.array([(p.x * side, p.y * side, p.z * side) for p in f.landmark], dtype=np.float32))
     return sorted(out, key=lambda lm: -_area(lm))
 
 
@@ -67,7 +81,7 @@ class FaceTracker:
         self._last_center = None
 
     def update(self, rgb: np.ndarray) -> np.ndarray | None:
-        faces = _to_pixels(self._fm.process(rgb), rgb.shape)
+        faces = _faces(self._fm, rgb)
         if not faces:
             self.landmarks.append(None)
             return None

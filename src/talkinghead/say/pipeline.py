@@ -17,14 +17,14 @@ from ..engines import resolve_device
 from ..engines.modeldir import load_engine
 from ..io.video import VideoWriter
 from ..progress import bar, info
-from ..utils import ensure_writable_dir
+from ..outputs import output_file
 
 
 def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None, text: str | None = None,
         pose: str | None = None, blink: str = "auto", device: str = "auto", subject: str | Path | None = None,
         batch_size: int = 8, eye: float | None = None, background: str | Path | None = None,
-        lips: str | None = None) -> dict:
-    out = ensure_writable_dir(out)
+        lips: str | None = None, force: bool = False) -> dict:
+    out = output_file(out, force, "say")
     engine = load_engine(Path(model_dir), resolve_device(device), subject)
     pose = default_pose(engine) if pose is None else pose
     lips = default_lips(engine) if lips is None else lips

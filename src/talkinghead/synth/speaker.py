@@ -30,7 +30,8 @@ from ..geometry.face import N_LANDMARKS, eye_openness, mouth_aperture
 from ..audio.wav import SAMPLE_RATE
 from ..io.video import VideoWriter
 from ..progress import bar
-from ..utils import ensure_writable_dir, save_npz, write_json
+from ..outputs import output_file
+from ..utils import save_npz, write_json
 from .face import MOUTH_LOWER, MOUTH_UPPER, FaceConfig, Warper, load_base_face
 from .head_motion import MotionConfig, blink_bases, blinks, head_motion
 from .mouth import MouthConfig, MouthModel, draw_interior, mouth_params
@@ -199,7 +200,7 @@ def _speech(text: str | None, seconds: float | None, fps: float, seed: int,
     return audio, segs, spoken, n_frames
 
 
-def _validate(out_mp4, seconds, size, fps, motion, seed) -> Path:
+def _validate(out_mp4, seconds, size, fps, motion, seed, force=False) -> Path:
     if int(seed) != seed or seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     if seconds is not None and not (isinstance(seconds, (int, float)) and math.isfinite(seconds)
@@ -211,15 +212,12 @@ def _validate(out_mp4, seconds, size, fps, motion, seed) -> Path:
         raise InputError(f"fps must be positive, got {fps!r}")
     if not (motion >= 0 and math.isfinite(motion)):
         raise InputError(f"motion must be >= 0, got {motion!r}")
-    out = ensure_writable_dir(out_mp4)
-    if out.is_dir():
-        raise InputError(f"{out} is a directory, not an output file")
-    return out
+    return output_file(out_mp4, force, "synth")
 
 
 def synthesize_speaker(out_mp4: str | os.PathLike, text: str | None = None, seconds: float | None = None,
                        seed: int = 0, size: int = 512, fps: float = 25, motion: float = 1.0,
-                       config: SynthConfig | None = None) -> Path:
+                       config: SynthConfig | None = None, force: bool = False) -> Path:
     """Write a synthetic talking-head video with ground truth; returns the mp4 path.
 
     ``text`` is spoken with 0.4 s of silence before and after (then cut or
@@ -241,7 +239,7 @@ def synthesize_speaker(out_mp4: str | os.PathLike, text: str | None = None, seco
     cfg = config or SynthConfig()
     if text is None and seconds is None:
         seconds = 10.0
-    out = _validate(out_mp4, seconds, size, fps, motion, seed)
+    out = _validate(out_mp4, seconds, size, fps, motion, seed, force)
     size = int(size)
     truth_path, phon_path = sidecar_paths(out)
     _, rng_head, rng_blink = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))

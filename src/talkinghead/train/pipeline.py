@@ -10,7 +10,7 @@ from ..engines import Budget, get_engine, resolve_device
 from ..errors import InputError
 from ..progress import info
 from ..subject import Subject
-from ..utils import ensure_writable_dir
+from ..outputs import output_dir
 from .trainer import Trainer
 
 
@@ -36,15 +36,19 @@ def parse_overrides(config_cls, pairs: list[str]):
 
 def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = None,
           minutes: float | None = None, steps: int | None = None, device: str = "auto",
-          overrides: list[str] | None = None) -> Path:
+          overrides: list[str] | None = None, force: bool = False) -> Path:
     subject = Subject.open(subject_dir)
     cls = get_engine(engine)
     if minutes is not None and minutes <= 0 or steps is not None and steps <= 0:
         raise InputError("--minutes and --steps must be positive")
     config = parse_overrides(cls.Config, overrides)  # bad settings fail before anything is written
     model_dir = Path(model_dir) if model_dir else subject.path.with_name(f"{subject.path.name}_{engine}")
-    ensure_writable_dir(model_dir / "model.json")
+    model_dir, ours = output_dir(model_dir, ("model.json",), force, "train")
+    model_dir.mkdir(exist_ok=True)
     meta_path = model_dir / "model.json"
+    if ours and force:
+        info(f"{model_dir}: --force, training afresh")
+        clear_model(model_dir)
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("engine") != engine:
@@ -52,7 +56,7 @@ def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = N
         if meta.get("subject", {}).get("key") != subject.meta["key"]:
             raise InputError(f"{model_dir} was trained on another subject; choose another -o")
         if meta.get("status") == "trained":
-            info(f"{model_dir}: already trained; delete it to train again")
+            info(f"{model_dir}: already trained; pass --force to train it again")
             return model_dir
         if overrides:
             raise InputError(f"{model_dir}: resuming keeps the settings it started with; drop --set")
@@ -65,7 +69,7 @@ def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = N
 
 
 def train_motion(subject_dir: str | Path, model_dir: str | Path, minutes: float | None = None,
-                 steps: int | None = None, device: str = "auto", seed: int = 0) -> Path:
+                 steps: int | None = None, device: str = "auto", seed: int = 0, force: bool = False) -> Path:
     """Only the motion learners of a subject → ``MODEL/motion.pt`` (a model directory of that subject, or a
     new one). Trains from scratch and replaces an earlier ``motion.pt`` only when done."""
     from ..engines.base import EngineConfig
@@ -75,14 +79,13 @@ def train_motion(subject_dir: str | Path, model_dir: str | Path, minutes: float 
     if minutes is not None and minutes <= 0 or steps is not None and steps <= 0:
         raise InputError("--minutes and --steps must be positive")
     model_dir = Path(model_dir)
-    ensure_writable_dir(model_dir / "motion.pt")
+    model_dir, _ = output_dir(model_dir, ("model.json", "motion.pt"), force, "train-motion")
+    model_dir.mkdir(exist_ok=True)
     meta_path = model_dir / "model.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("subject", {}).get("key") != subject.meta["key"]:
             raise InputError(f"{model_dir} was trained on another subject; choose another -o")
-    elif any(model_dir.iterdir()) and not any(model_dir.glob("*motion*.pt")):
-        raise InputError(f"{model_dir} is not a talkinghead model directory; choose an empty or new -o")
     for old in model_dir.glob("checkpoint_motion_*.pt"):  # start afresh, not from an earlier run's end
         old.unlink()
     cfg = EngineConfig(seed=seed)
@@ -91,3 +94,19 @@ def train_motion(subject_dir: str | Path, model_dir: str | Path, minutes: float 
     budget = Budget(steps=steps, minutes=3.0 if minutes is None and steps is None else minutes)
     train_idx, val_idx = split_indices(subject, cfg.val_frames)
     return Trainer(None, subject, cfg, budget, dev, model_dir).fit_motion(train_idx, val_idx)
+
+
+def clear_model(model_dir: Path) -> None:
+    """Remove what ``train`` wrote in ``model_dir`` (the files the model directory layout names, and its
+    evaluate reports), nothing else."""
+    import shutil
+
+    from ..evaluate.report import REPORT_MARKERS
+
+    for pattern in ("model.json", "weights.pt", "checkpoint_*.pt", "train_log.csv", "motion.pt"):
+        for p in model_dir.glob(pattern):
+            p.unlink()
+    for d in [model_dir / "previews", *model_dir.glob("eval_*")]:
+        if d.is_dir() and (d.name == "previews" or any((d / m).exists() for m in REPORT_MARKERS)):
+            shutil.rmtree(d)
+
