@@ -79,3 +79,26 @@ def test_recorded_frames_cache_and_paste():
     assert s.reads == 2  # cached
     rf.get(9), rf.get(8)
     assert s.reads == 4  # 8 was evicted (least recently used), 7 kept
+
+
+def test_changed_mask_and_paste_back_keep_unchanged_pixels():
+    from talkinghead.compose.fullframe import changed_mask, paste_back
+
+    rng = np.random.default_rng(0)
+    recorded = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    assert changed_mask(recorded, recorded).max() == 0
+    render = recorded.copy()
+    render[24:40, 24:40] = 255 - render[24:40, 24:40]  # what the engine changed
+    m = changed_mask(render, recorded)
+    assert m[28:36, 28:36].min() > 0.99 and m[:4].max() == 0 and m[:, -4:].max() == 0
+    source = rng.integers(0, 255, (100, 120, 3), dtype=np.uint8)
+    source[10:74, 30:94] = recorded  # the crop box (30, 10, 64) at scale 1
+    out = paste_back(source, render, m, (30, 10, 64))
+    assert out.shape == source.shape and out.dtype == np.uint8
+    far = np.ones(source.shape[:2], bool)
+    far[10:74, 30:94] = False
+    assert (out[far] == source[far]).all()  # outside the crop: the source itself
+    assert np.array_equal(out[10 + 28:10 + 36, 30 + 28:30 + 36], render[28:36, 28:36])
+    assert np.array_equal(out[10:14, 30:94], source[10:14, 30:94])  # unchanged inside the crop: also the source
+    big = paste_back(np.zeros((200, 200, 3), np.uint8), render, m, (-10.0, 40.0, 128.0))  # scale 2, off the edge
+    assert np.abs(big[40 + 64, -10 + 64].astype(int) - render[32, 32]).max() <= 1 and big[:30].max() == 0

@@ -259,3 +259,25 @@ def test_validate_frames_closed_form():
     v = validate_frames(pred, real, box)
     assert v["psnr_mouth"] == pytest.approx(10 * np.log10(255 ** 2 / 100))
     assert v["psnr"] == pytest.approx(10 * np.log10(255 ** 2 / (100 * 25 / 400)))
+
+
+def test_seam_score_closed_forms():
+    from talkinghead.metrics import SeamAccumulator, blend_border
+
+    yy, xx = np.mgrid[:64, :64]
+    real = np.repeat((128 + 40 * np.sin(xx / 5.0) * np.cos(yy / 7.0))[..., None], 3, -1)
+    mask = ((xx - 32) ** 2 + (yy - 32) ** 2 < 15 ** 2).astype(np.float32)
+    band = blend_border(mask, 2)
+    assert band.any() and not band[32, 32] and not band[0, 0]
+    assert blend_border(np.ones((8, 8))).sum() == 0
+    same = SeamAccumulator()
+    same.update(real, real, mask)
+    assert same.value == pytest.approx(1.0)
+    seam = real.copy()
+    seam[mask > 0.5] += 30  # the generated disc 30 levels brighter: a hard edge on its border
+    hard = SeamAccumulator()
+    hard.update(seam, real, mask)
+    assert hard.value > 1.5
+    soft = SeamAccumulator()
+    soft.update(np.full_like(real, 128.0), real, mask)  # flat: no edges at all
+    assert soft.value == 0.0

@@ -174,6 +174,8 @@ def test_self_driven_evaluation_ranks_trained_above_untrained(trained, tmp_path)
     assert 15 < good["psnr"] < 60 and 0 < good["ssim"] <= 1 and good["fps"] > 0 and good["rtf"] > 0
     assert good["lmd"] is not None and good["lmd"] >= 0 and good["peak_ram_mb"] > 100
     assert set(good["cpbd"]) == {"rendered", "real"}
+    print("seam", good["seam"])
+    assert good["seam"] is not None and 0.3 < good["seam"] <= 1.5  # no seam where the generated face meets the frame
 
     # Same model directory with the generator and the oracle re-initialised (evaluate renders through the
     # oracle when the model has motion.pt, as say does): every image metric must get worse.
@@ -242,3 +244,45 @@ def replace_rows(d, k, mouth):
 
     r = d.rows(0, len(k))
     return replace(r, mouth=mouth.astype(np.float32), audio=None)
+
+
+def test_say_writes_the_source_frame_size_with_real_pixels_around_the_face(trained, tmp_path, cli):
+    """A subject cut from a larger (non-square) source: say writes the source's size, the crop's generated part
+    pasted back, the source's own pixels elsewhere; --crop keeps the square crop."""
+    import shutil
+
+    from talkinghead.io.video import VideoWriter
+    from talkinghead.subject import Subject
+
+    s = Subject.open(trained["subject"])
+    sub = tmp_path / "subject"
+    shutil.copytree(s.path, sub)
+    yy, xx = np.mgrid[:288, :320]
+    canvas = np.stack([(xx % 256), (yy % 256), np.full_like(xx, 90)], -1).astype(np.uint8)
+    with VideoWriter(tmp_path / "big.mp4", s.fps, (320, 288)) as w:
+        for i in range(s.n_frames):
+            f = canvas.copy()
+            f[16:16 + s.size, 32:32 + s.size] = s.frame(i)
+            w.write(f)
+    meta = json.loads((sub / "subject.json").read_text())
+    meta["source"].update(video=str(tmp_path / "big.mp4"), width=320, height=288)
+    meta["crop"] = {"x0": 32.0, "y0": 16.0, "side": float(s.size)}
+    (sub / "subject.json").write_text(json.dumps(meta))
+    out = tmp_path / "full.mp4"
+    code, err = cli("say", trained["model"], "--text", "Papa bought a map.", "-o", out, "--subject", sub,
+                    "--pose", "train")
+    assert code == 0, err
+    info = probe(out)
+    assert (info.width, info.height) == (320, 288)
+    frames = list(iter_frames(out, s.fps))
+    outside = np.ones((288, 320), bool)
+    outside[16:16 + s.size, 32:32 + s.size] = False
+    source = list(iter_frames(tmp_path / "big.mp4", s.fps, max_frames=len(frames)))  # --pose train: frame k is k
+    for f, g in list(zip(frames, source))[::10]:
+        assert np.abs(f[outside].astype(int) - g[outside]).mean() < 3  # the source's own pixels
+    lips = s.tracks["lip_box"][: len(frames)]
+    moved = [np.abs(f[int(b[1]) + 16:int(b[3]) + 16, int(b[0]) + 32:int(b[2]) + 32].astype(int)
+                    - s.frame(k)[int(b[1]):int(b[3]), int(b[0]):int(b[2])]).mean() for k, (f, b) in enumerate(zip(frames, lips))]
+    assert max(moved) > 8, "the generated mouth was not pasted in"
+    code, _ = cli("say", trained["model"], "--text", "Papa.", "-o", tmp_path / "crop.mp4", "--subject", sub, "--crop")
+    assert code == 0 and probe(tmp_path / "crop.mp4").width == s.size

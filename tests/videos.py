@@ -9,6 +9,7 @@ import numpy as np
 import skimage.data
 
 from talkinghead.io.video import VideoWriter
+from talkinghead.synth.variants import tag_rotation  # noqa: F401 - re-exported for the tests
 
 # Region of the 512x512 astronaut photo holding her head and shoulders.
 FACE_REGION = (96, 0, 352, 256)  # x0, y0, x1, y1
@@ -62,24 +63,3 @@ def write_frames(path: Path, frames, fps: float = 25.0, audio: np.ndarray | None
     with VideoWriter(path, fps, (w, h), audio=audio) as wr:
         for f in frames:
             wr.write(f)
-
-
-def tag_rotation(path: Path, clockwise_deg: int) -> None:
-    """Write a display rotation into the video track's tkhd matrix, as phones do.
-
-    ``clockwise_deg`` is how far a player must turn the stored picture
-    clockwise to show it upright (ffmpeg's old ``rotate`` tag).
-    """
-    import struct
-
-    data = bytearray(Path(path).read_bytes())
-    c, s = {0: (1, 0), 90: (0, 1), 180: (-1, 0), 270: (0, -1)}[clockwise_deg % 360]
-    matrix = struct.pack(">9i", c << 16, s << 16, 0, -s << 16, c << 16, 0, 0, 0, 1 << 30)
-    pos = 0
-    while (pos := data.find(b"tkhd", pos + 1)) > 0:
-        version = data[pos + 4]
-        off = pos + 4 + 4 + (32 if version == 1 else 20) + 8 + 8  # times/ids, reserved, layer..volume
-        width = struct.unpack(">I", data[off + 36:off + 40])[0]
-        if width:  # the video track (audio tracks have zero width)
-            data[off:off + 36] = matrix
-    Path(path).write_bytes(bytes(data))

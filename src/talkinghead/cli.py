@@ -53,7 +53,7 @@ def _say(a: argparse.Namespace) -> None:
     from .say.pipeline import say
 
     say(a.model, a.output, audio=a.audio, text=a.text, pose=a.pose, blink=a.blink, device=a.device,
-        subject=a.subject, eye=a.eye, background=a.background, lips=a.lips, force=a.force)
+        subject=a.subject, eye=a.eye, background=a.background, lips=a.lips, force=a.force, crop=a.crop)
     print(a.output)
 
 
@@ -162,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lips", default=None, choices=["engine", "audio"],
                    help="the motion learner's mouth landmarks (default for engines that render from landmarks "
                         "when the model has motion.pt), or the engine's own audio → mouth")
+    s.add_argument("--crop", action="store_true", help="write the subject's square crop instead of the source "
+                   "video's own frame size")
     s.add_argument("--blink", default="auto", choices=["auto", "none"])
     s.add_argument("--eye", type=float, help="fixed eye openness, 0 closed … 1 open (overrides --blink)")
     s.add_argument("--background", help="an image to put behind the person (engines with a background plate)")

@@ -197,6 +197,42 @@ class FlickerAccumulator:
         return self.total / self.pairs if self.pairs else None
 
 
+def blend_border(mask: np.ndarray, width: int = 3) -> np.ndarray:
+    """(H, W) bool: the pixels within ``width`` of the border of ``mask > 0.5`` (a soft composite mask), on
+    both sides; empty when the mask covers all or none of the image."""
+    inside = np.asarray(mask) > 0.5
+    if inside.all() or not inside.any():
+        return np.zeros(inside.shape, bool)
+    grow = ndimage.binary_dilation(inside, iterations=width)
+    shrink = ndimage.binary_erosion(inside, iterations=width, border_value=1)
+    return grow & ~shrink
+
+
+def gradient_energy(img: np.ndarray, where: np.ndarray) -> tuple[float, int]:
+    """(sum of squared luma gradients (Sobel, per pixel), pixel count) over ``where`` (H, W) bool."""
+    g = _to_gray(img)
+    e = ndimage.sobel(g, 0) ** 2 + ndimage.sobel(g, 1) ** 2
+    return float(e[where].sum()), int(where.sum())
+
+
+class SeamAccumulator:
+    """Seam score over frames: gradient energy on the blend border of the rendered frames over that of the
+    real frames on the same pixels (1: no added edge; a visible seam raises it, a softer face lowers it)."""
+
+    def __init__(self):
+        self.rendered = self.real = 0.0
+
+    def update(self, rendered: np.ndarray, real: np.ndarray, mask: np.ndarray, width: int = 3) -> None:
+        band = blend_border(mask, width)
+        if band.any():
+            self.rendered += gradient_energy(rendered, band)[0]
+            self.real += gradient_energy(real, band)[0]
+
+    @property
+    def value(self) -> float | None:
+        return self.rendered / self.real if self.real > 0 else None
+
+
 def _mask_iter(mask_exclude) -> Iterable:
     if mask_exclude is None:
         while True:

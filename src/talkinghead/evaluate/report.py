@@ -20,7 +20,7 @@ from ..utils import atomic_path, write_json
 
 REPORT_MARKERS = ("report.html", "metrics.json")  # what makes a directory an earlier evaluate report
 METRIC_KEYS = ["psnr", "psnr_mouth", "psnr_generated", "copied_fraction", "ssim", "lmd", "aperture_r", "blink_f1",
-               "cpbd", "flicker", "fps", "rtf", "peak_ram_mb", "viseme_consistency", "av_lag_ms", "motion"]
+               "cpbd", "flicker", "seam", "fps", "rtf", "peak_ram_mb", "viseme_consistency", "av_lag_ms", "motion"]
 
 _LABELS = {
     "psnr": ("PSNR", "dB, higher is better (capped at 100)"),
@@ -33,6 +33,7 @@ _LABELS = {
     "blink_f1": ("Blink F1", "rendered vs real blinks, ±3 frames"),
     "cpbd": ("CPBD", "sharpness, 0..1, higher is sharper"),
     "flicker": ("Flicker", "excess background temporal MSE over the real video"),
+    "seam": ("Seam", "gradient energy on the border of the generated region, rendered / real (1 = no seam)"),
     "fps": ("FPS", "rendered frames per second"),
     "rtf": ("RTF", "render time / video duration, < 1 is faster than real time"),
     "peak_ram_mb": ("Peak RAM", "MB"),

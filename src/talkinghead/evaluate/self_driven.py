@@ -25,7 +25,7 @@ from ..progress import bar, info
 from ..outputs import output_dir
 from .analyze import analyze_video
 from .cross import cross_thresholds, cross_viseme_consistency
-from ..metrics import FlickerAccumulator, cpbd, crop_box, psnr, ssim
+from ..metrics import FlickerAccumulator, SeamAccumulator, cpbd, crop_box, psnr, ssim
 from .report import METRIC_KEYS, REPORT_MARKERS, write_metrics, write_report
 from .temporal import audio_envelope, av_lag_ms, blink_f1, detect_blinks, pearson
 
@@ -65,6 +65,7 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
     scale = 512.0 / subject.size  # lmd is reported in pixels at 512²
     p_full, p_mouth, p_gen, copied, s_full, sharp_r, sharp_g = [], [], [], [], [], [], []
     flick_r, flick_g = FlickerAccumulator(), FlickerAccumulator()  # rendered minus real
+    seam = SeamAccumulator()
     prev = None
     pairs = {}
     keep = set(np.linspace(0, len(idx) - 1, min(4, len(idx))).astype(int).tolist())
@@ -85,6 +86,8 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
             p_full.append(psnr(img, real))
             p_mouth.append(psnr(crop_box(img, box), crop_box(real, box)))
             gen = engine.composite_mask(drive, k)
+            if gen is not None:
+                seam.update(img, real, gen)
             gen = np.ones(img.shape[:2], bool) if gen is None else gen > 0.01
             copied.append(1 - float(gen.mean()))
             if gen.any():
@@ -122,7 +125,7 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
         psnr_generated=float(np.mean(p_gen)) if p_gen else None, copied_fraction=float(np.mean(copied)),
         lmd=lmd, aperture_r=pearson(a.aperture, real_ap), blink_f1=blink_f1(blinks_r, blinks_g),
         cpbd={"rendered": float(np.mean(sharp_r)), "real": float(np.mean(sharp_g))},
-        flicker=None if flick_r.value is None else flick_r.value - flick_g.value, fps=len(idx) / render_s, rtf=render_s / (len(idx) / drive.fps),
+        flicker=None if flick_r.value is None else flick_r.value - flick_g.value, seam=seam.value, fps=len(idx) / render_s, rtf=render_s / (len(idx) / drive.fps),
         peak_ram_mb=peak, viseme_consistency=vc, av_lag_ms=av_lag_ms(env, a.aperture, drive.fps),
         motion=motion_metrics(model_dir, subject, idx))
     write_metrics(out, metrics)

@@ -18,12 +18,16 @@ from ..engines.modeldir import load_engine
 from ..io.video import VideoWriter
 from ..progress import bar, info
 from ..outputs import output_file
+from .source import SourceFrames
 
 
 def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None, text: str | None = None,
         pose: str | None = None, blink: str = "auto", device: str = "auto", subject: str | Path | None = None,
         batch_size: int = 8, eye: float | None = None, background: str | Path | None = None,
-        lips: str | None = None, force: bool = False) -> dict:
+        lips: str | None = None, force: bool = False, crop: bool = False) -> dict:
+    """Render ``model_dir``'s person saying ``audio`` or ``text`` into ``out``: in the source video's own size
+    (the generated part pasted back into its frames, ``say/source.py``) unless ``crop`` or the source video is
+    gone, else the subject's square crop."""
     out = output_file(out, force, "say")
     engine = load_engine(Path(model_dir), resolve_device(device), subject)
     pose = default_pose(engine) if pose is None else pose
@@ -32,13 +36,19 @@ def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None,
                         lips=lips)
     size = engine.subject.size
     t0 = time.perf_counter()
+    source = None if crop else SourceFrames.open(engine.subject, drive.pose_index)
     b = bar(len(drive), "render", unit="f")
-    with VideoWriter(out, drive.fps, (size, size), audio=drive.audio, sample_rate=SAMPLE_RATE) as w:
-        with BackgroundWriter(w) as bw:
-            for frame in engine.render(drive, batch_size=batch_size):
-                bw.write(frame)
-                b.update()
-    b.close()
+    try:
+        with VideoWriter(out, drive.fps, source.size if source else (size, size), audio=drive.audio,
+                         sample_rate=SAMPLE_RATE) as w:
+            with BackgroundWriter(w, source.paste if source else None) as bw:
+                for frame, j in zip(engine.render(drive, batch_size=batch_size), drive.pose_index):
+                    bw.write(frame, j)
+                    b.update()
+    finally:
+        b.close()
+        if source is not None:
+            source.close()
     wall = time.perf_counter() - t0
     seconds = len(drive) / drive.fps
     stats = {"frames": len(drive), "seconds": seconds, "wall": wall, "fps": len(drive) / wall,
@@ -49,7 +59,8 @@ def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None,
 
 
 class BackgroundWriter:
-    """Encodes frames on a worker thread (FFmpeg releases the GIL), overlapping the renderer.
+    """Encodes frames on a worker thread (FFmpeg releases the GIL), overlapping the renderer; ``transform``
+    (frame, subject frame index) → frame runs there too (pasting back into the source frame).
 
     ``write`` blocks when ``depth`` frames are waiting; an encoder error is re-raised in the caller
     at the next ``write`` or on exit, so a failed encode never passes silently.
@@ -57,8 +68,8 @@ class BackgroundWriter:
 
     _END = object()
 
-    def __init__(self, writer, depth: int = 16):
-        self.writer, self.error = writer, None
+    def __init__(self, writer, transform=None, depth: int = 16):
+        self.writer, self.transform, self.error = writer, transform, None
         self.q: queue.Queue = queue.Queue(maxsize=depth)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -66,14 +77,15 @@ class BackgroundWriter:
         while (item := self.q.get()) is not self._END:
             if self.error is None:
                 try:
-                    self.writer.write(item)
+                    frame, j = item
+                    self.writer.write(frame if self.transform is None else self.transform(frame, j))
                 except BaseException as e:  # noqa: BLE001 - handed to the caller
                     self.error = e
 
-    def write(self, frame) -> None:
+    def write(self, frame, j: int = 0) -> None:
         if self.error is not None:
             raise self.error
-        self.q.put(frame)
+        self.q.put((frame, j))
 
     def __enter__(self) -> "BackgroundWriter":
         self.thread.start()

@@ -1,0 +1,131 @@
+"""The kinds of input people bring, each prepared from scratch: one table for bench/RESULTS.md.
+
+    python bench/robustness.py [--work DIR] [--seconds 8] [--long-minutes 10] [--kinds a,b,...]
+
+A synthetic speaker (``synth``) is turned into each kind with PyAV
+(``synth/variants.py``): portrait, landscape 1080p, 22.1 / 30 / 60 fps, stereo
+AAC at 44.1 / 48 kHz, no soundtrack + ``--audio``, stored rotated with a display
+tag, and a long 1080p video (``--long-minutes``, 0 to skip). Each is prepared
+in its own process (``talkinghead prepare``, the CLI a user runs); the table
+gives frames prepared, face found, the real-time factor (wall / video length,
+making the video not counted), the process's peak memory, the size ``say``
+writes for that subject (the source's own, ``say/source.py``) and the stderr
+lines besides progress bars. Drive files (mp3, m4a, flac) are decoded and
+turned into features as ``say --audio`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+KINDS = {  # name: (width, height, fps, audio rate or None, channels, rotate)
+    "portrait 576x768": (576, 768, 25.0, 16000, 1, 0),
+    "landscape 1920x1080": (1920, 1080, 25.0, 16000, 1, 0),
+    "22.1 fps 1280x720": (1280, 720, 22.1, 16000, 1, 0),
+    "30 fps 1280x720": (1280, 720, 30.0, 16000, 1, 0),
+    "60 fps 1280x720": (1280, 720, 60.0, 16000, 1, 0),
+    "stereo 44.1 kHz": (1280, 720, 25.0, 44100, 2, 0),
+    "stereo 48 kHz": (1280, 720, 25.0, 48000, 2, 0),
+    "no soundtrack + --audio": (1280, 720, 25.0, None, 1, 0),
+    "rotated 90° (phone)": (1280, 720, 30.0, 44100, 2, 90),
+}
+
+
+def run_prepare(video: Path, out: Path, audio: Path | None) -> dict:
+    cmd = [sys.executable, "-m", "talkinghead.cli", "prepare", str(video), "-o", str(out), "--force"]
+    if audio:
+        cmd += ["--audio", str(audio)]
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, TALKINGHEAD_QUIET="1"))
+    err = p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    return {"rc": os.waitstatus_to_exitcode(status), "wall": wall, "rss_mb": usage.ru_maxrss / 1024, "stderr": lines}
+
+
+def say_size(subject_dir: Path) -> str:
+    from talkinghead.say.source import SourceFrames
+    from talkinghead.subject import Subject
+
+    s = Subject.open(subject_dir)
+    src = SourceFrames.open(s, np.array([0]))
+    if src is None:
+        return f"{s.size}x{s.size}"
+    src.close()
+    return f"{src.size[0]}x{src.size[1]}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", default="bench_runs/robustness")
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--long-minutes", type=float, default=10.0)
+    ap.add_argument("--kinds", help="comma-separated subset of the kinds' names (prefixes)")
+    a = ap.parse_args()
+    from talkinghead.audio.features import features_for_wav
+    from talkinghead.audio.wav import load_audio, write_wav
+    from talkinghead.io.video import probe
+    from talkinghead.synth.speaker import synthesize_speaker
+    from talkinghead.synth.variants import write_audio, write_variant
+
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    speaker = work / "speaker.mp4"
+    if not speaker.exists():
+        synthesize_speaker(speaker, seconds=a.seconds, seed=4, size=512)
+    wav = load_audio(speaker)
+    write_wav(work / "speech.wav", wav)
+    kinds = dict(KINDS)
+    if a.long_minutes > 0:
+        kinds[f"{a.long_minutes:g}-min 1920x1080"] = (1920, 1080, 25.0, 16000, 1, 0)
+    if a.kinds:
+        want = a.kinds.split(",")
+        kinds = {k: v for k, v in kinds.items() if any(k.startswith(w) for w in want)}
+    rows = []
+    for name, (w, h, fps, rate, ch, rot) in kinds.items():
+        video = work / (name.split()[0].replace(".", "_") + f"_{w}x{h}_{fps:g}_{rate}_{rot}.mp4")
+        seconds = a.long_minutes * 60 if "min " in name else None
+        if not video.exists():
+            write_variant(speaker, video, (w, h), fps, seconds=seconds, audio_rate=rate, channels=ch, rotate=rot)
+        info = probe(video)
+        out = work / (video.stem + "_subject")
+        r = run_prepare(video, out, work / "speech.wav" if rate is None else None)
+        row = {"kind": name, "input": f"{info.width}x{info.height} {info.fps:g} fps, rot {info.rotation}, "
+                                      f"{info.duration:.0f} s", "rc": r["rc"], "rss_mb": r["rss_mb"],
+               "rtf": r["wall"] / info.duration, "stderr": r["stderr"]}
+        if r["rc"] == 0:
+            meta = json.loads((out / "subject.json").read_text())
+            row.update(frames=meta["n_frames"], face=meta["stats"]["face_found"], say=say_size(out))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    for ext in ("mp3", "m4a", "flac"):
+        path = write_audio(wav, work / f"drive.{ext}")
+        t0 = time.perf_counter()
+        feats = features_for_wav(path, 25.0)
+        rows.append({"kind": f"{ext} drive (44.1 kHz stereo)", "input": f"{len(wav) / 16000:.1f} s of speech",
+                     "rc": 0, "frames": len(feats["visemes"]), "rtf": (time.perf_counter() - t0) / (len(wav) / 16000),
+                     "stderr": []})
+        print(json.dumps(rows[-1]), flush=True)
+    print("\n| input kind | input | exit | frames prepared | face found | RTF | peak RSS (MB) | say writes | "
+          "other stderr lines |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['kind']} | {r['input']} | {r['rc']} | {r.get('frames', '—')} | "
+              f"{r['face']:.0%} | " if "face" in r else f"| {r['kind']} | {r['input']} | {r['rc']} | "
+              f"{r.get('frames', '—')} | — | ", end="")
+        print(f"{r['rtf']:.2f} | {r.get('rss_mb', float('nan')):.0f} | {r.get('say', '—')} | "
+              f"{'; '.join(r['stderr']) or 'none'} |")
+
+
+if __name__ == "__main__":
+    main()
