@@ -60,7 +60,7 @@ def _say(a: argparse.Namespace) -> None:
 def _demo(a: argparse.Namespace) -> None:
     from .demo import demo
 
-    print(demo(a.output, minutes=a.minutes, device=a.device, force=a.force))
+    print(demo(a.output, minutes=a.minutes, device=a.device, force=a.force, **({"engine": a.engine} if a.engine else {})))
 
 
 def _evaluate(a: argparse.Namespace) -> None:
@@ -175,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="synthesize, prepare, train and say: the whole pipeline, no data needed")
     s.add_argument("-o", "--output", default="demo")
     s.add_argument("--minutes", type=float, default=8.0, help="training budget")
+    s.add_argument("--engine", default=None, help="engine to train (default: the one the benchmarks show best, "
+                   "see the summary)")
     s.add_argument("--device", default="auto")
     s.add_argument("--force", action="store_true", help=FORCE_HELP)
     s.set_defaults(func=_demo)

@@ -29,18 +29,19 @@ class InstanceNorm(nn.Module):
         return F.group_norm(x, x.shape[1], self.weight, self.bias, self.eps)
 
 
-def conv_block(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
-    """Conv -> InstanceNorm(affine) -> LeakyReLU(0.2), the basic block."""
+def conv_block(cin: int, cout: int, k: int = 3, stride: int = 1, norm: bool = True) -> nn.Sequential:
+    """Conv -> InstanceNorm(affine) -> LeakyReLU(0.2), the basic block (``norm=False``: no normalisation)."""
     return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding=(k - 1) // 2 if stride == 1 else 1),
-                         InstanceNorm(cout), nn.LeakyReLU(0.2, inplace=True))
+                         InstanceNorm(cout) if norm else nn.Identity(), nn.LeakyReLU(0.2, inplace=True))
 
 
 class ResBlock(nn.Module):
     """pix2pixHD residual block: x + IN(conv(LReLU(IN(conv(x)))))."""
 
-    def __init__(self, ch: int) -> None:
+    def __init__(self, ch: int, norm: bool = True) -> None:
         super().__init__()
-        self.body = nn.Sequential(conv_block(ch, ch), nn.Conv2d(ch, ch, 3, padding=1), InstanceNorm(ch))
+        self.body = nn.Sequential(conv_block(ch, ch, norm=norm), nn.Conv2d(ch, ch, 3, padding=1),
+                                  InstanceNorm(ch) if norm else nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -52,20 +53,22 @@ class UNet(nn.Module):
     ``depth`` strided blocks halve the resolution; channels are ``ch0 * 2**level``
     capped at ``ch_max``; ``2 * max(1, n_res)`` residual blocks sit at the bottleneck.
     Upsampling is nearest x2 + conv (no checkerboard). ``out_act=None`` leaves the
-    output linear (e.g. a residual).
+    output linear (e.g. a residual). ``norm=False`` drops the instance norms: with them, a net trained
+    adversarially can learn a bright "droplet" at a fixed spot that carries signal past the
+    normalisation (StyleGAN2, Sec. 2), as the speech2lip Blend-Net did on the synthetic speaker.
     """
 
     def __init__(self, in_ch: int, out_ch: int, ch0: int, depth: int, ch_max: int, n_res: int = 1,
-                 out_act: str | None = "tanh") -> None:
+                 out_act: str | None = "tanh", norm: bool = True) -> None:
         super().__init__()
         chs = [min(ch0 * 2 ** i, ch_max) for i in range(depth + 1)]
-        self.stem = conv_block(in_ch, chs[0], k=3)
-        self.downs = nn.ModuleList(conv_block(chs[i], chs[i + 1], 3, stride=2) for i in range(depth))
-        self.mid = nn.Sequential(*[ResBlock(chs[-1]) for _ in range(max(1, n_res) * 2)])
+        self.stem = conv_block(in_ch, chs[0], k=3, norm=norm)
+        self.downs = nn.ModuleList(conv_block(chs[i], chs[i + 1], 3, stride=2, norm=norm) for i in range(depth))
+        self.mid = nn.Sequential(*[ResBlock(chs[-1], norm) for _ in range(max(1, n_res) * 2)])
         self.ups = nn.ModuleList(
-            nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"), conv_block(chs[i + 1], chs[i]))
+            nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"), conv_block(chs[i + 1], chs[i], norm=norm))
             for i in reversed(range(depth)))
-        self.merges = nn.ModuleList(conv_block(2 * chs[i], chs[i]) for i in reversed(range(depth)))
+        self.merges = nn.ModuleList(conv_block(2 * chs[i], chs[i], norm=norm) for i in reversed(range(depth)))
         out = [nn.Conv2d(chs[0], out_ch, 3, padding=1)]
         if out_act == "tanh":
             out.append(nn.Tanh())

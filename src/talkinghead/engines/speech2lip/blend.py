@@ -39,10 +39,10 @@ def add_holes(lips: torch.Tensor, prob: float, rate: float = 0.5, generator=None
 
 
 class BlendNet(nn.Module):
-    def __init__(self, base: int = 16, depth: int = 3, scale: int = 2):
+    def __init__(self, base: int = 16, depth: int = 3, scale: int = 2, norm: bool = False):
         super().__init__()
         self.depth, self.scale = depth, scale
-        self.net = UNet(7, 3, base, depth, 4 * base, out_act=None)
+        self.net = UNet(7, 3, base, depth, 4 * base, out_act=None, norm=norm)
         nn.init.zeros_(self.net.head[0].weight)  # start as the naive composite
         nn.init.zeros_(self.net.head[0].bias)
 

@@ -64,7 +64,7 @@ class Parts:
                                              grid_max_res=max(w, h), n_app=n_app)).to(device)
         self.low_hw = (max(8, round(cfg.sync_width * h / w)), cfg.sync_width)
         self.sync = SyncNet(ch, cfg.sync_window, self.low_hw).to(device)
-        self.blend = BlendNet(cfg.blend_base).to(device)
+        self.blend = BlendNet(cfg.blend_base, norm=cfg.blend_norm).to(device)
         self.windows = feature_windows(cfg.audio, af["visemes"], af["mel_windows"]).astype(np.float32)
         self.windows_t = torch.from_numpy(self.windows).to(device)
         # the statistics of the 5 s around each frame: what normalises its audio as a drive's would be
