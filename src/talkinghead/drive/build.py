@@ -80,7 +80,8 @@ def build_drive(engine: Engine, audio: str | Path | None = None, text: str | Non
         speech = load_speech(audio, text, subject.fps, want)
     motion = motion_of(engine) if str(pose) == "audio" or lips == "audio" else None
     if str(pose) == "audio":
-        pose = Poses(motion.head_motion(speech.visemes, speech.mel_windows, seed), engine.free_pose)
+        pose = Poses(motion.head_motion(speech.visemes, speech.mel_windows, seed),
+                     engine.free_pose and engine.render_learned_pose)
     schedule = Schedule(subject, pose=pose, blink=blink, eye_level=eye_level, seed=seed)
     if isinstance(background, (str, Path)):
         background = read_background(background)

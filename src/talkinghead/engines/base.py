@@ -183,6 +183,9 @@ class Engine(ABC):
     Config: ClassVar[type]
     # Abilities: what a drive may ask of this engine (checked by ``require``).
     free_pose: ClassVar[bool] = False  # any head pose, not only recorded ones
+    # ``--pose audio``: render the generated poses themselves (free-pose engines), or replay the recorded frames
+    # nearest in pose, where an engine's free poses do not yet look right over a whole head.
+    render_learned_pose: ClassVar[bool] = True
     background_swap: ClassVar[bool] = False  # renders over a plate that can be replaced
     eye_control: ClassVar[bool] = False  # renders the drive's eye openness
     landmark_lips: ClassVar[bool] = False  # renders the mouth from the drive's ``mouth`` landmarks

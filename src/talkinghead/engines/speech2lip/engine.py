@@ -88,6 +88,10 @@ class Speech2LipEngine(Engine):
     Config = Speech2LipConfig
     lookahead = LOOKAHEAD
     free_pose = True
+    # Reposed whole frames (geometry-aware repose) tore the head's outline on the demo's speaker (hair cut at
+    # a box, the old outline showing): --pose audio replays the recorded frames nearest the learned poses;
+    # --pose FILE still reposes.
+    render_learned_pose = False
 
     @classmethod
     def trainable(cls, subject: Subject, cfg: Speech2LipConfig, device: str, train_idx, val_idx) -> Speech2LipModel:
