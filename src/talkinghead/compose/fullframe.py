@@ -26,15 +26,22 @@ def changed_mask(render: np.ndarray, recorded: np.ndarray, lo: float = 3.0, hi: 
     """(S, S) float32 in [0, 1]: where ``render`` differs from ``recorded`` (uint8 (S, S, 3) each), the largest
     channel difference (smoothed over ~1 % of S) mapped from ``lo``..``hi`` grey levels to 0..1, grown by
     ``grow`` × S and feathered by a Gaussian of ``feather`` × S."""
-    s = render.shape[0]
+    full = render.shape[0]
     d = np.abs(render.astype(np.int16) - recorded.astype(np.int16)).max(-1).astype(np.float32)
+    if full >= 256:  # grown and feathered at half resolution: 4x cheaper, the same soft mask
+        d = cv2.resize(d, (full // 2, full // 2), interpolation=cv2.INTER_AREA)
+    s = d.shape[0]
     d = cv2.GaussianBlur(d, (0, 0), max(0.5, 0.01 * s))
     m = np.clip((d - lo) / (hi - lo), 0.0, 1.0)
     r = max(1, int(round(grow * s)))
     m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     m = cv2.GaussianBlur(m, (0, 0), max(0.5, feather * s))
     edge = np.clip(np.minimum(np.arange(s), np.arange(s)[::-1]) / max(1.0, 2 * feather * s), 0, 1)
-    return np.clip(m * np.minimum(edge[:, None], edge[None, :]), 0.0, 1.0)  # 0 at the crop's own border
+    m = np.clip(m * np.minimum(edge[:, None], edge[None, :]), 0.0, 1.0)  # 0 at the crop's own border
+    if s != full:
+        m = cv2.resize(m, (full, full), interpolation=cv2.INTER_LINEAR)
+    m[m < 1e-3] = 0.0  # exactly the recording where nothing changed
+    return m
 
 
 def paste_back(source: np.ndarray, render: np.ndarray, mask: np.ndarray, box: tuple[float, float, float]
@@ -44,12 +51,16 @@ def paste_back(source: np.ndarray, render: np.ndarray, mask: np.ndarray, box: tu
     x0, y0, side = (float(v) for v in box)
     s = render.shape[0]
     h, w = source.shape[:2]
-    rx0, ry0 = max(0, math.floor(x0)), max(0, math.floor(y0))
-    rx1, ry1 = min(w, math.ceil(x0 + side)), min(h, math.ceil(y0 + side))
+    k = s / side
     out = source.copy()
+    rows, cols = np.nonzero(mask.max(1) > 0)[0], np.nonzero(mask.max(0) > 0)[0]
+    if not len(rows):
+        return out  # nothing changed
+    # only the box the mask covers, in source pixels (one pixel of margin)
+    rx0, ry0 = max(0, math.floor(x0 + cols[0] / k) - 1), max(0, math.floor(y0 + rows[0] / k) - 1)
+    rx1, ry1 = min(w, math.ceil(x0 + (cols[-1] + 1) / k) + 1), min(h, math.ceil(y0 + (rows[-1] + 1) / k) + 1)
     if rx1 <= rx0 or ry1 <= ry0:
-        return out
-    k = s / side  # source pixel (u, v) of the region → crop pixel ((u + rx0 - x0) k, (v + ry0 - y0) k)
+        return out  # source pixel (u, v) of the region → crop pixel ((u + rx0 - x0) k, (v + ry0 - y0) k)
     to_crop = np.array([[k, 0, (rx0 - x0) * k], [0, k, (ry0 - y0) * k]], np.float64)
     size = (rx1 - rx0, ry1 - ry0)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
