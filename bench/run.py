@@ -26,7 +26,8 @@ from pathlib import Path
 ROWS = [("psnr", "PSNR (dB)"), ("psnr_mouth", "PSNR mouth (dB)"), ("psnr_generated", "PSNR generated pixels (dB)"),
         ("copied_fraction", "copied fraction"), ("ssim", "SSIM"), ("lmd", "LMD (px @512²)"),
         ("aperture_r", "aperture r"), ("blink_f1", "blink F1"), ("cpbd", "CPBD rendered / real"),
-        ("flicker", "flicker"), ("seam", "seam (rendered / real)"), ("fps", "render FPS"), ("rtf", "RTF"), ("peak_ram_mb", "peak RAM (MB)")]
+        ("flicker", "flicker"), ("seam", "seam (rendered / real)"), ("fps", "render FPS"), ("rtf", "RTF"),
+        ("peak_ram_mb", "peak RAM (MB)")]
 CROSS = [("viseme_consistency", "viseme consistency (drive)"), ("av_lag_ms", "A/V lag ms (drive)")]
 
 

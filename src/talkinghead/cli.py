@@ -60,7 +60,8 @@ def _say(a: argparse.Namespace) -> None:
 def _demo(a: argparse.Namespace) -> None:
     from .demo import demo
 
-    print(demo(a.output, minutes=a.minutes, device=a.device, force=a.force, **({"engine": a.engine} if a.engine else {})))
+    engine = {"engine": a.engine} if a.engine else {}  # default: the demo's own choice
+    print(demo(a.output, minutes=a.minutes, device=a.device, force=a.force, **engine))
 
 
 def _evaluate(a: argparse.Namespace) -> None:
@@ -221,11 +222,15 @@ def kept_after_interrupt(a: argparse.Namespace) -> str:
     from pathlib import Path
 
     if a.command == "prepare":
-        partial = Path(a.output).with_name(Path(a.output).name + ".partial")
+        from .prepare.pipeline import partial_dir
+
+        partial = partial_dir(Path(a.output))
         return (f"finished stages kept in {partial}; the same command resumes" if partial.is_dir()
                 else "nothing written")
     if a.command in ("train", "train-motion"):
-        out = a.output or Path(a.subject).with_name(f"{Path(a.subject).name}_{a.engine}")
+        from .train.pipeline import default_model_dir
+
+        out = a.output or default_model_dir(a.subject, a.engine)
         return f"the last checkpoint is kept in {out}; the same command resumes"
     if a.command == "demo":
         return f"finished stages kept in {a.output}; the same command resumes"

@@ -208,11 +208,11 @@ def blend_border(mask: np.ndarray, width: int = 3) -> np.ndarray:
     return grow & ~shrink
 
 
-def gradient_energy(img: np.ndarray, where: np.ndarray) -> tuple[float, int]:
-    """(sum of squared luma gradients (Sobel, per pixel), pixel count) over ``where`` (H, W) bool."""
+def gradient_energy(img: np.ndarray, where: np.ndarray) -> float:
+    """Sum of squared luma gradients (Sobel, per pixel) over ``where`` (H, W) bool."""
     g = _to_gray(img)
     e = ndimage.sobel(g, 0) ** 2 + ndimage.sobel(g, 1) ** 2
-    return float(e[where].sum()), int(where.sum())
+    return float(e[where].sum())
 
 
 class SeamAccumulator:
@@ -225,8 +225,8 @@ class SeamAccumulator:
     def update(self, rendered: np.ndarray, real: np.ndarray, mask: np.ndarray, width: int = 3) -> None:
         band = blend_border(mask, width)
         if band.any():
-            self.rendered += gradient_energy(rendered, band)[0]
-            self.real += gradient_energy(real, band)[0]
+            self.rendered += gradient_energy(rendered, band)
+            self.real += gradient_energy(real, band)
 
     @property
     def value(self) -> float | None:

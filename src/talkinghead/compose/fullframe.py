@@ -60,7 +60,8 @@ def paste_back(source: np.ndarray, render: np.ndarray, mask: np.ndarray, box: tu
     rx0, ry0 = max(0, math.floor(x0 + cols[0] / k) - 1), max(0, math.floor(y0 + rows[0] / k) - 1)
     rx1, ry1 = min(w, math.ceil(x0 + (cols[-1] + 1) / k) + 1), min(h, math.ceil(y0 + (rows[-1] + 1) / k) + 1)
     if rx1 <= rx0 or ry1 <= ry0:
-        return out  # source pixel (u, v) of the region → crop pixel ((u + rx0 - x0) k, (v + ry0 - y0) k)
+        return out  # the changed part lies outside the frame
+    # source pixel (u, v) of the region → crop pixel ((u + rx0 - x0) k, (v + ry0 - y0) k)
     to_crop = np.array([[k, 0, (rx0 - x0) * k], [0, k, (ry0 - y0) * k]], np.float64)
     size = (rx1 - rx0, ry1 - ry0)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP

@@ -100,6 +100,13 @@ class EngineConfig:
     val_frames: int = 8  # held-out frames compared at each checkpoint
     checkpoint_minutes: float = 3.0
     motion_share: float = 0.1  # of the budget: the motion learners (motion.pt), trained after the engine
+    # Settings added after models were saved without them: the values those models were built with.
+    LEGACY: ClassVar[dict] = {}
+
+    @classmethod
+    def saved(cls, d: dict) -> "EngineConfig":
+        """The config a model or an unfinished run saved (``LEGACY`` fills settings it predates)."""
+        return cls(**{**cls.LEGACY, **d})
 
 
 LossDict = Callable[[dict, int], dict]  # (batch, step) -> {name: weighted loss tensor}

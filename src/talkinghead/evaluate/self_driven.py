@@ -125,7 +125,8 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
         psnr_generated=float(np.mean(p_gen)) if p_gen else None, copied_fraction=float(np.mean(copied)),
         lmd=lmd, aperture_r=pearson(a.aperture, real_ap), blink_f1=blink_f1(blinks_r, blinks_g),
         cpbd={"rendered": float(np.mean(sharp_r)), "real": float(np.mean(sharp_g))},
-        flicker=None if flick_r.value is None else flick_r.value - flick_g.value, seam=seam.value, fps=len(idx) / render_s, rtf=render_s / (len(idx) / drive.fps),
+        flicker=None if flick_r.value is None else flick_r.value - flick_g.value, seam=seam.value,
+        fps=len(idx) / render_s, rtf=render_s / (len(idx) / drive.fps),
         peak_ram_mb=peak, viseme_consistency=vc, av_lag_ms=av_lag_ms(env, a.aperture, drive.fps),
         motion=motion_metrics(model_dir, subject, idx))
     write_metrics(out, metrics)

@@ -97,7 +97,6 @@ class Stages:
 
 def _phones_job(wav_path: str, conn) -> None:
     import signal
-
     import threading
 
     from tqdm import tqdm
@@ -158,7 +157,7 @@ def prepare(video: str | Path, out: str | Path, audio: str | Path | None = None,
             return out
         raise InputError(f"{out} holds a subject prepared from another video or with other settings; "
                          "choose another -o, or pass --force to replace it")
-    work = out.with_name(out.name + ".partial")
+    work = partial_dir(out)
     if force:
         shutil.rmtree(work, ignore_errors=True)
     stages = Stages(work, key)
@@ -200,7 +199,7 @@ def prepare(video: str | Path, out: str | Path, audio: str | Path | None = None,
         with timer.stage("features") as row:
             if not stages.done("features"):
                 segs = phones.result()
-                clip = _fit_length(wav, n / cfg.fps)
+                clip = wav[:int(round(n / cfg.fps * SR))]  # n frames fit inside the audio (the overlap)
                 write_wav(work / "audio.wav", clip, SR)
                 feats = compute_audio_features(clip, SR, n, cfg.fps, phones=[
                     s for s in segs if s.start < n / cfg.fps])
@@ -245,9 +244,9 @@ def _subject_key(out: Path) -> str | None:
         return None
 
 
-def _fit_length(wav: np.ndarray, seconds: float) -> np.ndarray:
-    n = int(round(seconds * SR))
-    return wav[:n] if len(wav) >= n else np.pad(wav, (0, n - len(wav)))
+def partial_dir(out: Path) -> Path:
+    """Where ``prepare`` builds ``out`` stage by stage (kept after an interruption, to resume)."""
+    return out.with_name(out.name + ".partial")
 
 
 def _track(video: Path, vinfo, cfg: PrepareConfig, work: Path) -> None:

@@ -34,6 +34,12 @@ def parse_overrides(config_cls, pairs: list[str]):
         raise InputError(f"--set: {e}") from None
 
 
+def default_model_dir(subject_dir: str | Path, engine: str) -> Path:
+    """Where ``train`` writes without ``-o``: ``SUBJECT_<engine>`` beside the subject."""
+    p = Path(subject_dir)
+    return p.with_name(f"{p.name}_{engine}")
+
+
 def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = None,
           minutes: float | None = None, steps: int | None = None, device: str = "auto",
           overrides: list[str] | None = None, force: bool = False) -> Path:
@@ -42,7 +48,7 @@ def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = N
     if minutes is not None and minutes <= 0 or steps is not None and steps <= 0:
         raise InputError("--minutes and --steps must be positive")
     config = parse_overrides(cls.Config, overrides)  # bad settings fail before anything is written
-    model_dir = Path(model_dir) if model_dir else subject.path.with_name(f"{subject.path.name}_{engine}")
+    model_dir = Path(model_dir) if model_dir else default_model_dir(subject.path, engine)
     model_dir, ours = output_dir(model_dir, ("model.json",), force, "train")
     model_dir.mkdir(exist_ok=True)
     meta_path = model_dir / "model.json"
@@ -60,7 +66,7 @@ def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = N
             return model_dir
         if overrides:
             raise InputError(f"{model_dir}: resuming keeps the settings it started with; drop --set")
-        config = cls.Config(**meta["config"])
+        config = cls.Config.saved(meta["config"])
         info(f"{model_dir}: resuming")
     dev = resolve_device(device)
     info(f"training {engine} on {subject.path} ({subject.n_frames} frames) on {dev} -> {model_dir}")

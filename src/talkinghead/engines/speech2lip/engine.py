@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -57,6 +58,7 @@ class Speech2LipConfig(EngineConfig):
     w_sync: float = 0.05
     blend_base: int = 16
     blend_norm: bool = False  # instance norms in the Blend-Net (True: as before; they grew a chin "droplet")
+    LEGACY: ClassVar[dict] = {"blend_norm": True}  # models saved before the option had the norms
     blend_batch: int = 2
     hole_prob: float = 0.5
     w_gan: float = 0.05
@@ -104,7 +106,7 @@ class Speech2LipEngine(Engine):
     def load(cls, model_dir: Path, subject: Subject, device: str) -> "Speech2LipEngine":
         ck = torch.load(Path(model_dir) / "weights.pt", map_location="cpu", weights_only=False)
         eng = cls(model_dir, subject, device)
-        eng.cfg = Speech2LipConfig(**{"blend_norm": True, **ck["config"]})  # models from before the option
+        eng.cfg = Speech2LipConfig.saved(ck["config"])
         eng.features = window_features(eng.cfg.audio)
         eng.parts = Parts(subject, eng.cfg, device, state=ck)
         for m in (eng.parts.expression, eng.parts.field, eng.parts.blend):
