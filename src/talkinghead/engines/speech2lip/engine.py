@@ -44,6 +44,9 @@ class Speech2LipConfig(EngineConfig):
     field_hidden: int = 64
     field_layers: int = 3
     grid_levels: int = 12
+    # canonical pixels per cell of the finest grid level: at 1 the finest level fitted per-pixel noise that showed
+    # as dotted speckles at the chin / collar; 2 removed them (4 lost the mouth), bench/RESULTS.md
+    grid_cell: float = 2.0
     code_period: int = 25  # frames sharing one appearance ("time") code
     code_noise: float = 0.1  # noise on the tracked codes the lip field learns from
     patch: int = 64  # side of the random rectangles the lip field learns on
@@ -58,7 +61,7 @@ class Speech2LipConfig(EngineConfig):
     w_sync: float = 0.05
     blend_base: int = 16
     blend_norm: bool = False  # instance norms in the Blend-Net (True: as before; they grew a chin "droplet")
-    LEGACY: ClassVar[dict] = {"blend_norm": True}  # models saved before the option had the norms
+    LEGACY: ClassVar[dict] = {"blend_norm": True, "grid_cell": 1.0}  # what models saved before these options had
     blend_batch: int = 2
     hole_prob: float = 0.5
     w_gan: float = 0.05

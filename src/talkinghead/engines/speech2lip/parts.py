@@ -61,7 +61,7 @@ class Parts:
         n_app = cfg.code_index(subject.n_frames - 1) + 1
         self.field = LipField(LipFieldConfig(encoding=cfg.encoding, base=cfg.base, hidden=cfg.field_hidden,
                                              layers=cfg.field_layers, grid_levels=cfg.grid_levels,
-                                             grid_max_res=max(w, h), n_app=n_app)).to(device)
+                                             grid_max_res=max(2, round(max(w, h) / cfg.grid_cell)), n_app=n_app)).to(device)
         self.low_hw = (max(8, round(cfg.sync_width * h / w)), cfg.sync_width)
         self.sync = SyncNet(ch, cfg.sync_window, self.low_hw).to(device)
         self.blend = BlendNet(cfg.blend_base, norm=cfg.blend_norm).to(device)
