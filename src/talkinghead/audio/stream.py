@@ -41,11 +41,13 @@ class LivePhones:
 
     FRAME_RATE = 100
 
-    def __init__(self, commit_s: float = 0.2):
+    def __init__(self, commit_s: float = 0.2, decoder=None):
         from .phones import NOISE_STD, _make_decoder
 
-        self.decoder, self.noise = _make_decoder(), NOISE_STD
+        # a decoder may be reused by one utterance after another (live serving): making one costs ~0.1 s
+        self.decoder, self.noise = decoder or _make_decoder(), NOISE_STD
         self.decoder.start_utt()
+        self.open = True
         self.rng = np.random.default_rng(1234)
         self.commit_s, self.samples = commit_s, 0
         self.committed: list[Segment] = []
@@ -56,7 +58,7 @@ class LivePhones:
         return np.round(x * 32767.0).astype("<i2").tobytes()
 
     def _take(self, upto_s: float) -> None:
-        for s in self.decoder.seg():
+        for s in self.decoder.seg() or []:  # None before the decoder has a hypothesis
             a = max(s.start_frame / self.FRAME_RATE, self.final_s)
             b = min((s.end_frame + 1) / self.FRAME_RATE, upto_s)
             if b > a:
@@ -72,9 +74,15 @@ class LivePhones:
             self._take(upto)
 
     def end(self) -> None:
-        self.decoder.end_utt()
+        self.close()
         self._take(self.samples / SAMPLE_RATE)
         self.final_s = math.inf
+
+    def close(self) -> None:
+        """End the decoder's utterance (once) so the decoder can serve another."""
+        if self.open:
+            self.decoder.end_utt()
+            self.open = False
 
 
 class FeatureStream:
@@ -86,10 +94,10 @@ class FeatureStream:
     """
 
     def __init__(self, fps: float, phones: list[Segment] | None = None, recognise: bool = True,
-                 features=("visemes", "mel"), commit_s: float = 0.2):
+                 features=("visemes", "mel"), commit_s: float = 0.2, decoder=None):
         self.fps, self.features = fps, tuple(features)
         self.want_mel, self.want_visemes = "mel" in self.features, "visemes" in self.features
-        self.live = LivePhones(commit_s) if self.want_visemes and phones is None and recognise else None
+        self.live = LivePhones(commit_s, decoder) if self.want_visemes and phones is None and recognise else None
         self.phones = list(phones) if phones is not None else None
         self.audio, self.a0, self.n = np.zeros(0, np.float32), 0, 0  # kept audio from sample a0; samples seen
         self.mel, self.r0 = np.zeros((0, 80), np.float32), 0  # kept mel rows from row r0

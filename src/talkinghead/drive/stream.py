@@ -33,7 +33,8 @@ from .schedule import Schedule
 
 class DriveStream:
     def __init__(self, engine: Engine, phones=None, recognise: bool = True, pose="train", blink: str = "auto",
-                 eye_level: float | None = None, background=None, seed: int = 0, commit_s: float = 0.2):
+                 eye_level: float | None = None, background=None, seed: int = 0, commit_s: float = 0.2,
+                 decoder=None):
         if str(pose) == "audio":
             raise InputError("--pose audio (generated head motion) is for whole files; a stream takes train, still "
                              "or a pose file")
@@ -41,7 +42,7 @@ class DriveStream:
         self.fps = engine.subject.fps
         self.schedule = Schedule(engine.subject, pose=pose, blink=blink, eye_level=eye_level, seed=seed)
         self.features = FeatureStream(self.fps, phones=phones, recognise=recognise, features=engine.features,
-                                      commit_s=commit_s)
+                                      commit_s=commit_s, decoder=decoder)
         self.background = read_background(background) if isinstance(background, (str, Path)) else background
         self.n = 0
         self.mel_sums = (np.zeros(80), np.zeros(80), 0)  # running sums: the utterance's log-mel statistics so far
