@@ -21,7 +21,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/talkinghead demo -o demo
 
+# The live page's browser test drives Debian's chromium (installed here where missing; never downloaded by playwright).
+CHROMIUM := $(shell command -v chromium || command -v chromium-browser)
+
 test: $(STAMP)
+ifeq ($(CHROMIUM),)
+	-(apt-get install -y -q chromium >/dev/null 2>&1 || sudo -n apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) || true
+endif
 	$(BIN)/python -m pytest -q tests
 
 clean:

@@ -19,6 +19,19 @@ def speaker_subject(tmp_path_factory):
     return prepare(video, tmp / "subject", config=PrepareConfig(size=256))
 
 
+VISEME_TINY = ["size=64", "mouth_size=32", "base=8", "batch_size=8", "gan_start=100000", "val_frames=4",
+               "lr=0.001"]
+
+
+@pytest.fixture(scope="session")
+def viseme_model(tmp_path_factory, speaker_subject):
+    """A tiny viseme model of the synthetic speaker (900 steps): opens its mouth for vowels, shuts in silence."""
+    from talkinghead.train.pipeline import train
+
+    return train(speaker_subject, "viseme", tmp_path_factory.mktemp("viseme") / "model", steps=900, device="cpu",
+                 overrides=VISEME_TINY)
+
+
 @pytest.fixture
 def cli(capsys):
     """Run the command line: ``cli(*argv)`` → (exit code, its first ``error:`` line or "")."""

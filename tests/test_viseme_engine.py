@@ -17,19 +17,12 @@ import pytest
 from talkinghead.cli import main
 from talkinghead.io.video import iter_frames, probe
 
+from conftest import VISEME_TINY
 from drives import assert_opens_on_vowels_and_shuts_in_silence, vowel_silence_drive
 
-TINY = ["size=64", "mouth_size=32", "base=8", "batch_size=8", "gan_start=100000", "val_frames=4",
-        "lr=0.001"]
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, speaker_subject):
-    from talkinghead.train.pipeline import train
-
-    tmp = tmp_path_factory.mktemp("viseme")
-    model = train(speaker_subject, "viseme", tmp / "model", steps=900, device="cpu", overrides=TINY)
-    return {"tmp": tmp, "subject": speaker_subject, "model": model}
+def trained(tmp_path_factory, speaker_subject, viseme_model):
+    return {"tmp": tmp_path_factory.mktemp("viseme"), "subject": speaker_subject, "model": viseme_model}
 
 
 def aperture_of(video: Path) -> np.ndarray:
@@ -76,7 +69,7 @@ def test_train_resumes_after_ctrl_c(trained, tmp_path):
     env = dict(os.environ, TALKINGHEAD_QUIET="0")
     ckpt = tmp_path / "m" / "checkpoint_oracle.pt"
     code, err = sigint_after(["train", trained["subject"], "-o", tmp_path / "m", "--steps", "100000", "--device",
-                              "cpu", "--set", "checkpoint_minutes=0.02", *sum([["--set", s] for s in TINY], [])],
+                              "cpu", "--set", "checkpoint_minutes=0.02", *sum([["--set", s] for s in VISEME_TINY], [])],
                              ckpt.exists)
     assert code == 130 and len(err) == 1 and "checkpoint is kept" in err[0], err
     assert ckpt.exists() and not (tmp_path / "m" / "weights.pt").exists()

@@ -57,6 +57,17 @@ def _say(a: argparse.Namespace) -> None:
     print(a.output)
 
 
+def _serve(a: argparse.Namespace) -> None:
+    from .serve import ServeConfig, serve
+
+    if a.max_sessions < 1:
+        from .errors import InputError
+
+        raise InputError("--max-sessions must be at least 1")
+    serve(a.model, host=a.host, port=a.port, device=a.device, subject=a.subject,
+          config=ServeConfig(max_sessions=a.max_sessions, idle_seconds=a.idle_seconds))
+
+
 def _demo(a: argparse.Namespace) -> None:
     from .demo import demo
 
@@ -172,6 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--subject", help="the subject directory, if it moved since training")
     s.add_argument("--force", action="store_true", help=FORCE_HELP)
     s.set_defaults(func=_say)
+
+    s = sub.add_parser("serve", help="the person live in a browser (WebRTC) and for programs (WebSocket, HTTP)")
+    s.add_argument("model")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    s.add_argument("--port", type=int, default=8080, help="port (0: any free one)")
+    s.add_argument("--max-sessions", type=int, default=2, help="live viewers at once; more are refused")
+    s.add_argument("--idle-seconds", type=float, default=6.0, help="length of the idle loop shown between answers")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--subject", help="the subject directory, if it moved since training")
+    s.set_defaults(func=_serve)
 
     s = sub.add_parser("demo", help="synthesize, prepare, train and say: the whole pipeline, no data needed")
     s.add_argument("-o", "--output", default="demo")

@@ -15,10 +15,10 @@ def quiet() -> bool:
     return os.environ.get("TALKINGHEAD_QUIET", "") not in ("", "0")
 
 
-def bar(total: int | None = None, desc: str = "", unit: str = "it", **kw) -> tqdm:
-    """A tqdm bar on stderr with ETA; silent when TALKINGHEAD_QUIET=1."""
+def bar(total: int | None = None, desc: str = "", unit: str = "it", disable: bool = False, **kw) -> tqdm:
+    """A tqdm bar on stderr with ETA; silent when TALKINGHEAD_QUIET=1 (or ``disable``)."""
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
-                leave=False, disable=quiet(), mininterval=0.5, **kw)
+                leave=False, disable=disable or quiet(), mininterval=0.5, **kw)
 
 
 def info(msg: str) -> None:

@@ -34,10 +34,19 @@ def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None,
     lips = default_lips(engine) if lips is None else lips
     drive = build_drive(engine, audio=audio, text=text, pose=pose, blink=blink, eye_level=eye, background=background,
                         lips=lips)
+    stats = write_drive(engine, drive, out, crop=crop, batch_size=batch_size)
+    info(f"{out}: {stats['frames']} frames, {stats['seconds']:.1f} s; rendered at {stats['fps']:.1f} FPS "
+         f"(real-time factor {stats['rtf']:.2f})")
+    return stats
+
+
+def write_drive(engine, drive, out: str | Path, crop: bool = False, batch_size: int = 8, progress: bool = True) -> dict:
+    """Render ``drive`` into the mp4 ``out`` (written under a temporary name, renamed when complete): the source
+    video's size unless ``crop`` (or the source is gone), else the subject's square crop."""
     size = engine.subject.size
     t0 = time.perf_counter()
     source = None if crop else SourceFrames.open(engine.subject, drive.pose_index)
-    b = bar(len(drive), "render", unit="f")
+    b = bar(len(drive), "render", unit="f", disable=not progress)
     try:
         with VideoWriter(out, drive.fps, source.size if source else (size, size), audio=drive.audio,
                          sample_rate=SAMPLE_RATE) as w:
@@ -51,11 +60,7 @@ def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None,
             source.close()
     wall = time.perf_counter() - t0
     seconds = len(drive) / drive.fps
-    stats = {"frames": len(drive), "seconds": seconds, "wall": wall, "fps": len(drive) / wall,
-             "rtf": wall / seconds}
-    info(f"{out}: {len(drive)} frames, {seconds:.1f} s; rendered at {stats['fps']:.1f} FPS "
-         f"(real-time factor {stats['rtf']:.2f})")
-    return stats
+    return {"frames": len(drive), "seconds": seconds, "wall": wall, "fps": len(drive) / wall, "rtf": wall / seconds}
 
 
 class BackgroundWriter:

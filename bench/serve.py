@@ -1,0 +1,186 @@
+"""Live serving on this machine: latency, frame rate, A/V sync, two sessions, memory.
+
+    python bench/serve.py MODEL [--seconds 60] [--json]
+
+Starts ``talkinghead serve MODEL`` on a free loopback port, connects scripted
+WebRTC clients (``talkinghead.serve.client``, aiortc: what a browser does) and
+ends with one JSON line:
+
+* first_frame_ms: text sent → the first video frame of the answer arrives (median over answers; the
+  answer's first frame is the one the server's ``speaking`` event names, client and server share a clock).
+* fps: video frames received per second while answering for ``--seconds``; holds: frames the
+  server had to repeat because the next one was not rendered in time (a stutter, sound paused with it).
+* av_offset_ms: per answer, (arrival of its first sound − when that sound is due in the answer) −
+  (arrival of its first frame − when that frame is due): how much later the sound reaches the client
+  than the picture it belongs to; av_drift_ms: how far that wanders over the run (max − min).
+* sessions_fps: the lower received frame rate of two sessions answering at once; sessions_holds: frames
+  repeated in both together; sessions_new_fps: new pictures per second and session (fps − holds / 2 / s).
+* rss_mb_start / rss_mb_one_session / rss_mb_end: the server's resident memory after connecting,
+  after the ``--seconds`` of answers, and at the end (after two sessions, one closed).
+* stream_first_motion_ms: speech streamed over the WebSocket in 20 ms real-time chunks (an agent's
+  TTS, its leading silence cut so it starts with speech) → the first frame of the answer arrives
+  (the frame that shows the first speech sound).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+SENTENCE = "Hello, I am glad you came by today. What would you like to talk about?"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(model: str, port: int, max_sessions: int = 2) -> subprocess.Popen:
+    env = {**os.environ, "TALKINGHEAD_QUIET": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "talkinghead.cli", "serve", model, "--port", str(port),
+                          "--max-sessions", str(max_sessions)], env=env)
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                if r.status == 200:
+                    return p
+        except OSError:
+            if p.poll() is not None:
+                raise SystemExit(f"the server exited with {p.returncode}")
+            time.sleep(0.5)
+    p.kill()
+    raise SystemExit("the server did not come up in 5 minutes")
+
+
+async def answer_loop(client, seconds: float, text: str = SENTENCE) -> list[dict]:
+    """Ask for ``text`` again and again for ``seconds``; per answer: send time, speaking / idle events."""
+    out, end = [], time.time() + seconds
+    while time.time() < end:
+        sent = await client.send({"type": "text", "text": text})
+        speaking = await client.wait_event("speaking", after=sent)
+        idle = await client.wait_event("idle", after=speaking["t"], timeout=60)
+        out.append({"sent": sent, "speaking": speaking["t"], "idle": idle["t"]})
+        await asyncio.sleep(0.8)
+    return out
+
+
+def leading_silence(text: str, level: float = 0.01) -> float:
+    """Seconds before the TTS audio of ``text`` first exceeds ``level`` RMS in a 20 ms frame (the client's test)."""
+    from talkinghead.audio.tts import synthesize
+
+    x = synthesize(text).resampled(16000).audio
+    rms = np.sqrt(np.mean(x[: len(x) // 320 * 320].reshape(-1, 320) ** 2, axis=1))
+    return float(np.argmax(rms > level)) * 0.02
+
+
+def health(url: str) -> dict:
+    return json.loads(urllib.request.urlopen(url + "/health").read())
+
+
+def delivery(client, answers: list[dict], lead: float) -> dict:
+    """Per answer: when its first frame and its first sound arrived, against when the server showed them."""
+    first, offsets = [], []
+    for ans in answers:
+        ff = client.first_frame_after(ans["speaking"] - 0.005)
+        snd = client.first_sound(ans["speaking"] - 0.005)
+        if ff is not None:
+            first.append(ff - ans["sent"])
+        if ff is not None and snd is not None:
+            offsets.append((snd - ans["speaking"] - lead) - (ff - ans["speaking"]))
+    return {"first": first, "offsets": offsets}
+
+
+async def run(model: str, url: str, seconds: float, pid: int) -> dict:
+    from talkinghead.audio.tts import synthesize
+    from talkinghead.serve.client import LiveClient
+
+    res: dict = {}
+    lead = leading_silence(SENTENCE)
+    async with LiveClient(url) as a:
+        await a.wait_frames(50)
+        await asyncio.sleep(2)
+        res["rss_mb_start"] = round(rss_mb(pid), 1)
+        h0, t0 = health(url)["holds"], time.time()
+        answers = await answer_loop(a, seconds)
+        t1 = time.time()
+        d = delivery(a, answers, lead)
+        res.update(answers=len(answers), first_frame_ms=_ms(np.median(d["first"])), fps=round(a.fps(t0, t1), 2),
+                   holds=health(url)["holds"] - h0, answer_s=round(t1 - t0, 1), av_offset_ms=_ms(np.median(d["offsets"])),
+                   av_drift_ms=_ms(np.max(d["offsets"]) - np.min(d["offsets"])) if d["offsets"] else None)
+        res["rss_mb_one_session"] = round(rss_mb(pid), 1)
+
+        # the agent path: speech streamed in real time, leading silence cut so the speech starts at once
+        tts = synthesize(SENTENCE).resampled(16000).audio
+        speech = tts[int(np.argmax(np.abs(tts) > 0.02)):]
+        stream = []
+        for _ in range(3):
+            task = asyncio.ensure_future(a.send_pcm(speech))
+            await asyncio.sleep(0)
+            t_send = time.time()
+            speaking = await a.wait_event("speaking", after=t_send)
+            await task
+            await a.wait_event("idle", after=speaking["t"], timeout=60)
+            ff = a.first_frame_after(speaking["t"] - 0.005)
+            if ff is not None:
+                stream.append(ff - t_send)
+            await asyncio.sleep(1)
+        res["stream_first_motion_ms"] = _ms(np.median(stream)) if stream else None
+
+        # two sessions answering at once
+        async with LiveClient(url) as b:
+            await b.wait_frames(25)
+            h0, t0 = health(url)["holds"], time.time()
+            await asyncio.gather(answer_loop(a, min(seconds, 30)), answer_loop(b, min(seconds, 30)))
+            t1 = time.time()
+            res["sessions_fps"] = round(min(a.fps(t0, t1), b.fps(t0, t1)), 2)
+            res["sessions_holds"] = health(url)["holds"] - h0
+            # frames that were new pictures (not a repeated one while the renderer caught up), per session
+            res["sessions_new_fps"] = round(res["sessions_fps"] - res["sessions_holds"] / 2 / (t1 - t0), 2)
+        await asyncio.sleep(2)
+        res["rss_mb_end"] = round(rss_mb(pid), 1)
+    return res
+
+
+def _ms(x) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x) * 1000, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--json", action="store_true", help="only the JSON line")
+    a = ap.parse_args()
+    port = free_port()
+    server = start_server(a.model, port)
+    try:
+        res = asyncio.run(run(a.model, f"http://127.0.0.1:{port}", a.seconds, server.pid))
+    finally:
+        server.terminate()
+        server.wait(30)
+    if not a.json:
+        for k, v in res.items():
+            print(f"{k:>24}: {v}", file=sys.stderr)
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""``talkinghead serve MODEL``: the person live in a browser, and the face of another program's voice.
+
+The page (``GET /``) shows the person idling over WebRTC (aiortc: video and
+audio tracks on one clock) and speaks what is typed (offline TTS), uploaded
+or said into the microphone; Stop interrupts at once. Programs drive the same
+stream through the WebSocket ``/ws`` (streamed PCM or text, ``speaking`` /
+``idle`` events, ``interrupt``) or fetch an mp4 from ``POST /say``.
+
+How it fits together: ``render.IdleLoop`` renders the idle person once;
+each answer is an ``render.Utterance`` rendered a few frames at a time by the
+one ``render.Renderer`` thread as its audio arrives; each session's
+``timeline.Timeline`` decides, slot by slot, which picture and which audio go
+out; ``tracks`` send them; ``app`` is the web side.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from pathlib import Path
+
+from ..progress import info, warn
+from .app import LiveServer, ServeConfig, make_app
+
+__all__ = ["serve", "ServeConfig", "LiveServer", "make_app"]
+
+
+def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8080, device: str = "auto",
+          subject: str | Path | None = None, config: ServeConfig | None = None, ready=None) -> None:
+    """Load the model, render the idle loop, serve until Ctrl-C (then close every session)."""
+    from aiohttp import web
+
+    from ..engines import resolve_device
+    from ..engines.modeldir import load_engine
+
+    cfg = config or ServeConfig()
+    engine = load_engine(Path(model_dir), resolve_device(device), subject)
+    server = LiveServer(engine, cfg, Path(model_dir))
+    if not _loopback(host):
+        warn(f"serving on {host}: anyone who can reach this address can use the model (no authentication)")
+    sock = socket.create_server((host, port), reuse_port=False)
+    info(f"serving {Path(model_dir).name} ({engine.name}) on http://{host}:{sock.getsockname()[1]}/ "
+         f"(Ctrl-C to stop)")
+    if ready is not None:
+        ready(sock.getsockname()[1])
+    web.run_app(make_app(server), sock=sock, print=None, handle_signals=True, shutdown_timeout=5)
+    info("stopped")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

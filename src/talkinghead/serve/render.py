@@ -1,0 +1,311 @@
+"""Frames for live sessions: the idle loop every session shares, and answers rendered as their audio arrives.
+
+* ``IdleLoop``: the person listening, rendered once when the server starts: the
+  engine driven by silence while the recorded head motion of the calmest stretch
+  of the training video (``seconds`` long) plays forwards and backwards, with the
+  recorded eyes (real blinks). Kept as JPEG (a few MB), shared by all sessions,
+  so idling costs no rendering.
+* ``Utterance``: one answer. Its audio (16 kHz) comes all at once (text through
+  TTS, an uploaded file) or in chunks (a microphone, an agent's TTS); a
+  ``DriveStream`` and the engine's ``RenderSession`` turn it into frames a few
+  at a time. Its head motion continues the idle loop from where the loop was,
+  so the head does not jump when the person starts or stops talking. Frames
+  wait in a bounded buffer (``max_ahead``); a client that stops taking them
+  stops the rendering, never grows memory.
+* ``Renderer``: one thread renders for every session in turn (the engine under
+  one lock, which ``POST /say`` shares, batch by batch).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import cv2
+import numpy as np
+
+from ..audio.wav import SAMPLE_RATE
+from ..drive.schedule import pingpong
+from ..drive.stream import DriveStream
+from ..errors import InputError
+from ..progress import bar, warn
+
+MAX_UTTERANCE_S = 600.0  # longest single answer (its head motion is laid out in advance)
+
+
+class LockedEngine:
+    """The engine with ``prepare_batch`` / ``render_batch`` under one lock: sessions share it batch by batch."""
+
+    def __init__(self, engine):
+        self._engine, self.lock = engine, threading.Lock()
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def prepare_batch(self, rows, ks):
+        with self.lock:
+            return self._engine.prepare_batch(rows, ks)
+
+    def render_batch(self, rows, ks, prepared, state):
+        with self.lock:
+            return self._engine.render_batch(rows, ks, prepared, state)
+
+    def session(self, batch_size: int = 8):
+        from ..engines.session import RenderSession
+
+        return RenderSession(self, batch_size)
+
+
+def silence(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` samples of near-silence (a faint noise floor: exact zeros have no log-mel statistics)."""
+    return (np.random.default_rng(seed).standard_normal(n) * 1e-4).astype(np.float32)
+
+
+def calm_window(subject, width: int) -> int:
+    """First frame of the ``width`` training frames with the least head motion (the person listening)."""
+    lo, hi = subject.meta["split"]["train"]
+    width = min(width, hi - lo)
+    rot = subject.tracks["rotation"][lo:hi].reshape(hi - lo, -1).astype(np.float64)
+    step = np.r_[0.0, np.linalg.norm(np.diff(rot, axis=0), axis=1)]
+    c = np.cumsum(np.r_[0.0, step])
+    motion = c[width:] - c[:-width] if hi - lo > width else np.zeros(1)
+    return lo + int(np.argmin(motion))
+
+
+class IdleLoop:
+    def __init__(self, engine, seconds: float = 6.0, quality: int = 90, batch_size: int = 4):
+        subject = engine.subject
+        self.fps = float(subject.fps)
+        width = max(2, int(round(seconds * self.fps / 2)))
+        self.lo = calm_window(subject, width)
+        self.hi = self.lo + min(width, subject.meta["split"]["train"][1] - self.lo)
+        self.period = max(1, 2 * (self.hi - self.lo - 1))
+        self.size = subject.size
+        pcm = silence(int(round((self.period + 1) * SAMPLE_RATE / self.fps)))
+        frames = render_all(engine, DriveStream(engine, phones=[], pose=self.poses(0, self.period + 64)), pcm,
+                            batch_size, "idle loop")
+        ok = [cv2.imencode(".jpg", f[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality]) for f in frames[:self.period]]
+        self.jpegs = [buf.tobytes() for _, buf in ok]
+
+    def poses(self, start: int, n: int) -> np.ndarray:
+        """Recorded frames replayed at loop positions start..start+n-1 (a continuing speech uses the same)."""
+        return pingpong(n, self.lo, self.hi, start=start)
+
+    def frame(self, pos: int) -> np.ndarray:
+        return cv2.imdecode(np.frombuffer(self.jpegs[pos % self.period], np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(j) for j in self.jpegs)
+
+
+def render_all(engine, stream: DriveStream, pcm: np.ndarray, batch_size: int, what: str) -> list[np.ndarray]:
+    """Every frame of ``pcm`` through ``stream`` and a render session (with a progress bar)."""
+    session, out = engine.session(batch_size), []
+    step = int(SAMPLE_RATE)
+    b = bar(int(np.ceil(len(pcm) / SAMPLE_RATE * stream.fps)), what, unit="f")
+    try:
+        for a in range(0, len(pcm), step):
+            new = list(session.push(stream.push(pcm[a:a + step])))
+            out += new
+            b.update(len(new))
+        new = list(session.push(stream.end())) + list(session.end())
+        out += new
+        b.update(len(new))
+    finally:
+        b.close()
+    return out
+
+
+class DecoderPool:
+    """Live phone decoders (pocketsphinx, ~0.1 s to make) handed to streamed answers and back."""
+
+    def __init__(self, warm: int = 1):
+        from ..audio.phones import _make_decoder
+
+        self._make, self.lock = _make_decoder, threading.Lock()
+        self.free = [_make_decoder() for _ in range(warm)]
+
+    def acquire(self):
+        with self.lock:
+            if self.free:
+                return self.free.pop()
+        return self._make()
+
+    def release(self, decoder) -> None:
+        with self.lock:
+            self.free.append(decoder)
+
+
+class Utterance:
+    """One answer: 16 kHz audio in (``feed`` / ``finish``), frames and their audio out (``take``)."""
+
+    _ids = iter(range(1, 1 << 62))
+
+    def __init__(self, engine, loop: IdleLoop, offset: int, phones=None, decoder=None, batch_size: int = 4,
+                 max_ahead: int = 50, max_buffer_s: float = 60.0, commit_s: float = 0.2, kind: str = "text",
+                 pool: DecoderPool | None = None):
+        self.id, self.kind, self.offset = next(self._ids), kind, int(offset)
+        self.pool = pool
+        decoder = pool.acquire() if phones is None and pool is not None else None
+        self.fps, self.max_ahead = loop.fps, max_ahead
+        n_max = int(MAX_UTTERANCE_S * self.fps) + 64
+        self.stream = DriveStream(engine, phones=phones, recognise=phones is None, pose=loop.poses(offset, n_max),
+                                  decoder=decoder, commit_s=commit_s)
+        self.session = engine.session(batch_size)
+        self.chunk = max(1, int(round(batch_size * SAMPLE_RATE / self.fps)))
+        self.max_buffer = int(max_buffer_s * SAMPLE_RATE)
+        self.lock = threading.Lock()
+        self.pending: deque[np.ndarray] = deque()  # fed audio not yet given to the stream
+        self.audio, self.audio_base = np.zeros(0, np.float32), 0  # fed audio not yet played, from sample audio_base
+        self.frames: deque[np.ndarray] = deque()  # rendered, not yet played
+        self.fed = self.rendered = self.played = 0
+        self.input_done = self.render_done = self.cancelled = False
+        self.last_feed = time.monotonic()
+        self.started_at = self.first_frame_at = None  # monotonic times, for the benchmark's latency
+
+    # ---- audio in (the event loop) -------------------------------------------------------------
+    def feed(self, pcm: np.ndarray) -> None:
+        pcm = np.asarray(pcm, np.float32).reshape(-1)
+        with self.lock:
+            if self.input_done:
+                raise InputError("this answer has ended; start a new one")
+            if self.fed - self.audio_base + len(pcm) > self.max_buffer:
+                raise InputError(f"speech is arriving more than {self.max_buffer / SAMPLE_RATE:.0f} s ahead of "
+                                 "playback; send it in real time")
+            if self.fed + len(pcm) > MAX_UTTERANCE_S * SAMPLE_RATE:
+                raise InputError(f"one answer is at most {MAX_UTTERANCE_S:.0f} s; start a new one")
+            if self.started_at is None:
+                self.started_at = time.monotonic()
+            self.pending.append(pcm)
+            self.audio = np.concatenate([self.audio, pcm])
+            self.fed += len(pcm)
+            self.last_feed = time.monotonic()
+
+    def finish(self) -> None:
+        with self.lock:
+            self.input_done = True
+
+    def cancel(self) -> None:
+        with self.lock:
+            self.cancelled = True
+            self.frames.clear()
+            self.pending.clear()
+
+    # ---- rendering (the renderer thread) ---------------------------------------------------------
+    def work(self) -> bool:
+        """Render what the audio so far allows, one chunk; False when there is nothing to do now."""
+        with self.lock:
+            if self.cancelled or self.render_done or len(self.frames) >= self.max_ahead:
+                return False
+            take = self._take_pending()
+            end = self.input_done and not self.pending
+        if take is None and not end:
+            return False
+        new = list(self.session.push(self.stream.push(take))) if take is not None else []
+        if end:
+            new += list(self.session.push(self.stream.end())) + list(self.session.end())
+        with self.lock:
+            if self.cancelled:
+                return True
+            if new and self.first_frame_at is None:
+                self.first_frame_at = time.monotonic()
+            self.frames.extend(new)
+            self.rendered += len(new)
+            self.render_done = end
+        return True
+
+    def _take_pending(self) -> np.ndarray | None:
+        if not self.pending:
+            return None
+        parts, n = [], 0
+        while self.pending and n < self.chunk:
+            x = self.pending.popleft()
+            if n + len(x) > self.chunk:
+                x, rest = x[:self.chunk - n], x[self.chunk - n:]
+                self.pending.appendleft(rest)
+            parts.append(x)
+            n += len(x)
+        return np.concatenate(parts)
+
+    def close(self) -> None:
+        """Hand the live phone decoder back (on the renderer thread, the only one that uses it)."""
+        live = self.stream.features.live
+        if live is not None:
+            live.close()
+            if self.pool is not None:
+                self.pool.release(live.decoder)
+            self.stream.features.live = None
+
+    # ---- playback (the event loop) ---------------------------------------------------------------
+    def ready(self, prebuffer: int = 0) -> bool:
+        """Frame ``played`` can be shown; before the first, wait for ``prebuffer`` frames or the end."""
+        with self.lock:
+            if self.played == 0 and not self.render_done:
+                return len(self.frames) > prebuffer
+            return bool(self.frames)
+
+    def finished(self) -> bool:
+        with self.lock:
+            return self.cancelled or (self.render_done and not self.frames)
+
+    def take(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next frame and its audio (the samples of its 1/fps seconds)."""
+        with self.lock:
+            img = self.frames.popleft()
+            m = self.played
+            a, b = (int(round(k * SAMPLE_RATE / self.fps)) for k in (m, m + 1))
+            pcm = self.audio[a - self.audio_base:b - self.audio_base]
+            self.audio, self.audio_base = self.audio[b - self.audio_base:], b
+            self.played += 1
+        if len(pcm) < b - a:
+            pcm = np.pad(pcm, (0, b - a - len(pcm)))
+        return img, pcm
+
+
+class Renderer:
+    """One thread rendering every live utterance in turn; ``wake()`` when audio arrives or frames are taken."""
+
+    def __init__(self):
+        self.active: list[Utterance] = []
+        self.lock, self.event = threading.Lock(), threading.Event()
+        self.stopped = False
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="talkinghead-render", daemon=True)
+        self.thread.start()
+
+    def add(self, u: Utterance) -> None:
+        with self.lock:
+            self.active.append(u)
+        self.wake()
+
+    def wake(self) -> None:
+        self.event.set()
+
+    def stop(self) -> None:
+        for u in self.active:
+            u.cancel()
+        self.stopped = True
+        self.wake()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self.stopped:
+            with self.lock:
+                gone = [u for u in self.active if u.cancelled or u.render_done]
+                self.active = [u for u in self.active if u not in gone]
+                todo = list(self.active)
+            for u in gone:
+                u.close()
+            did = False
+            for u in todo:
+                try:
+                    did |= u.work()
+                except Exception as e:  # noqa: BLE001 - one broken answer must not stop the others
+                    warn(f"an answer could not be rendered and was dropped: {type(e).__name__}: {e}")
+                    self.error = e
+                    u.cancel()
+            if not did:
+                self.event.wait(0.02)
+                self.event.clear()
