@@ -16,9 +16,9 @@ from .progress import info
 SENTENCE = "Hello! I am a talking head made on your computer, without any download. Papa bought a big map."
 ENGINE = "speech2lip"
 WHY = ("the engine that looks best within the demo's 8 minutes (bench/RESULTS.md \"which engine the demo uses\"): "
-       "on this synthetic speaker's held-out frames speech2lip scored PSNR 34.3 vs viseme 31.8 dB, mouth 26.1 vs "
-       "24.3 dB, LMD 1.85 vs 2.29 px, sharpness (CPBD) 0.16 vs 0.02 (real 0.09), 34 vs 15 FPS; the viseme "
-       "engine's mouth followed the audio a little closer (aperture r 0.89 vs 0.80) but its face is soft")
+       "on this synthetic speaker's held-out frames speech2lip scored PSNR 34.7 vs viseme 31.8 dB, mouth 26.1 vs "
+       "24.3 dB, LMD 1.81 vs 2.29 px, sharpness (CPBD) 0.11 vs 0.02 (real 0.09), 36 vs 15 FPS; the viseme "
+       "engine's mouth followed the audio a little closer (aperture r 0.89 vs 0.84) but its face is soft")
 
 
 def _f(v) -> str:
