@@ -27,9 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -40,34 +37,11 @@ import numpy as np
 SENTENCE = "Hello, I am glad you came by today. What would you like to talk about?"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def start_server(model: str, port: int, max_sessions: int = 2) -> subprocess.Popen:
-    env = {**os.environ, "TALKINGHEAD_QUIET": "1"}
-    p = subprocess.Popen([sys.executable, "-m", "talkinghead.cli", "serve", model, "--port", str(port),
-                          "--max-sessions", str(max_sessions)], env=env)
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                if r.status == 200:
-                    return p
-        except OSError:
-            if p.poll() is not None:
-                raise SystemExit(f"the server exited with {p.returncode}")
-            time.sleep(0.5)
-    p.kill()
-    raise SystemExit("the server did not come up in 5 minutes")
 
 
 async def answer_loop(client, seconds: float, text: str = SENTENCE) -> list[dict]:
@@ -169,10 +143,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--json", action="store_true", help="only the JSON line")
     a = ap.parse_args()
-    port = free_port()
-    server = start_server(a.model, port)
+    from talkinghead.serve.client import spawn_server
+
+    server, url = spawn_server(a.model, "--max-sessions", "2")
     try:
-        res = asyncio.run(run(a.model, f"http://127.0.0.1:{port}", a.seconds, server.pid))
+        res = asyncio.run(run(a.model, url, a.seconds, server.pid))
     finally:
         server.terminate()
         server.wait(30)

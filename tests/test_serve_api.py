@@ -4,46 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(model, *args) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "TALKINGHEAD_QUIET": "1"}
-    p = subprocess.Popen([sys.executable, "-m", "talkinghead.cli", "serve", str(model), "--port", str(port),
-                          "--idle-seconds", "2", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1)
-            return p, url
-        except OSError:
-            if p.poll() is not None:
-                raise AssertionError(p.stderr.read())
-            time.sleep(0.5)
-    p.kill()
-    raise AssertionError("server did not start")
+    from talkinghead.serve.client import spawn_server
+
+    return spawn_server(model, "--idle-seconds", "2", *args, capture=True, timeout_s=120)
 
 
 def request(url: str, data: bytes | None = None, json_body=None) -> tuple[int, bytes, str]:

@@ -26,7 +26,7 @@ __all__ = ["serve", "ServeConfig", "LiveServer", "make_app"]
 
 
 def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8080, device: str = "auto",
-          subject: str | Path | None = None, config: ServeConfig | None = None, ready=None) -> None:
+          subject: str | Path | None = None, config: ServeConfig | None = None) -> None:
     """Load the model, render the idle loop, serve until Ctrl-C (then close every session)."""
     from aiohttp import web
 
@@ -35,14 +35,16 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8080, devi
 
     cfg = config or ServeConfig()
     engine = load_engine(Path(model_dir), resolve_device(device), subject)
-    server = LiveServer(engine, cfg, Path(model_dir))
+    sock = socket.create_server((host, port), reuse_port=False)  # a taken port fails before the idle loop renders
+    try:
+        server = LiveServer(engine, cfg, Path(model_dir))
+    except BaseException:
+        sock.close()
+        raise
     if not _loopback(host):
         warn(f"serving on {host}: anyone who can reach this address can use the model (no authentication)")
-    sock = socket.create_server((host, port), reuse_port=False)
     info(f"serving {Path(model_dir).name} ({engine.name}) on http://{host}:{sock.getsockname()[1]}/ "
          f"(Ctrl-C to stop)")
-    if ready is not None:
-        ready(sock.getsockname()[1])
     web.run_app(make_app(server), sock=sock, print=None, handle_signals=True, shutdown_timeout=5)
     info("stopped")
 

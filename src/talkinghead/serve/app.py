@@ -32,8 +32,8 @@ import numpy as np
 from aiohttp import WSMsgType, web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from ..audio.tts import synthesize
 from ..audio.wav import SAMPLE_RATE, load_audio
+from ..drive.speech import read_speech
 from ..errors import InputError, TalkingHeadError
 from .render import DecoderPool, IdleLoop, LockedEngine, Renderer, Utterance
 from .timeline import Timeline
@@ -114,8 +114,7 @@ class LiveServer:
             raise InputError("the text is empty")
         if len(text) > self.cfg.max_text:
             raise InputError(f"the text has {len(text)} characters; at most {self.cfg.max_text}")
-        tts = synthesize(text).resampled(SAMPLE_RATE)
-        return tts.audio, tts.phonemes
+        return read_speech(text=text)
 
     def decode_upload(self, data: bytes) -> np.ndarray:
         if not data:

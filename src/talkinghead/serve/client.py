@@ -11,11 +11,45 @@ and an arrival time compare directly.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 
 import aiohttp
 import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn_server(model, *args: str, capture: bool = False, timeout_s: float = 300) -> tuple[subprocess.Popen, str]:
+    """``talkinghead serve MODEL ARGS`` on a free loopback port, once ``/health`` answers: (process, url).
+
+    ``capture``: its stdout / stderr are pipes (text) instead of this process's own. Raises RuntimeError
+    (with the server's stderr when captured) if it exits or does not come up in ``timeout_s``."""
+    port = free_port()
+    pipe = subprocess.PIPE if capture else None
+    p = subprocess.Popen([sys.executable, "-m", "talkinghead.cli", "serve", str(model), "--port", str(port), *args],
+                         env={**os.environ, "TALKINGHEAD_QUIET": "1"}, stdout=pipe, stderr=pipe, text=True)
+    url, end = f"http://127.0.0.1:{port}", time.time() + timeout_s
+    while time.time() < end:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1)
+            return p, url
+        except OSError:
+            if p.poll() is not None:
+                raise RuntimeError(f"the server exited with {p.returncode}"
+                                   + (f": {p.stderr.read()}" if capture else "")) from None
+            time.sleep(0.5)
+    p.kill()
+    raise RuntimeError(f"the server did not come up in {timeout_s:.0f} s")
 
 
 class LiveClient:

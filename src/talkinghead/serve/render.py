@@ -26,7 +26,9 @@ import cv2
 import numpy as np
 
 from ..audio.wav import SAMPLE_RATE
+from ..drive import build_drive
 from ..drive.schedule import pingpong
+from ..drive.speech import speech_features
 from ..drive.stream import DriveStream
 from ..errors import InputError
 from ..progress import bar, warn
@@ -82,11 +84,17 @@ class IdleLoop:
         self.hi = self.lo + min(width, subject.meta["split"]["train"][1] - self.lo)
         self.period = max(1, 2 * (self.hi - self.lo - 1))
         self.size = subject.size
-        pcm = silence(int(round((self.period + 1) * SAMPLE_RATE / self.fps)))
-        frames = render_all(engine, DriveStream(engine, phones=[], pose=self.poses(0, self.period + 64)), pcm,
-                            batch_size, "idle loop")
-        ok = [cv2.imencode(".jpg", f[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality]) for f in frames[:self.period]]
-        self.jpegs = [buf.tobytes() for _, buf in ok]
+        speech = speech_features(silence(int(round(self.period * SAMPLE_RATE / self.fps))), [], self.fps,
+                                 engine.features)
+        drive = build_drive(engine, speech=speech, pose=self.poses(0, len(speech)))
+        self.jpegs: list[bytes] = []
+        b = bar(len(drive), "idle loop", unit="f")
+        try:
+            for f in engine.render(drive, batch_size=batch_size):  # each frame kept as JPEG as it comes
+                self.jpegs.append(cv2.imencode(".jpg", f[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes())
+                b.update()
+        finally:
+            b.close()
 
     def poses(self, start: int, n: int) -> np.ndarray:
         """Recorded frames replayed at loop positions start..start+n-1 (a continuing speech uses the same)."""
@@ -94,28 +102,6 @@ class IdleLoop:
 
     def frame(self, pos: int) -> np.ndarray:
         return cv2.imdecode(np.frombuffer(self.jpegs[pos % self.period], np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(len(j) for j in self.jpegs)
-
-
-def render_all(engine, stream: DriveStream, pcm: np.ndarray, batch_size: int, what: str) -> list[np.ndarray]:
-    """Every frame of ``pcm`` through ``stream`` and a render session (with a progress bar)."""
-    session, out = engine.session(batch_size), []
-    step = int(SAMPLE_RATE)
-    b = bar(int(np.ceil(len(pcm) / SAMPLE_RATE * stream.fps)), what, unit="f")
-    try:
-        for a in range(0, len(pcm), step):
-            new = list(session.push(stream.push(pcm[a:a + step])))
-            out += new
-            b.update(len(new))
-        new = list(session.push(stream.end())) + list(session.end())
-        out += new
-        b.update(len(new))
-    finally:
-        b.close()
-    return out
 
 
 class DecoderPool:
@@ -163,7 +149,6 @@ class Utterance:
         self.fed = self.rendered = self.played = 0
         self.input_done = self.render_done = self.cancelled = False
         self.last_feed = time.monotonic()
-        self.started_at = self.first_frame_at = None  # monotonic times, for the benchmark's latency
 
     # ---- audio in (the event loop) -------------------------------------------------------------
     def feed(self, pcm: np.ndarray) -> None:
@@ -176,8 +161,6 @@ class Utterance:
                                  "playback; send it in real time")
             if self.fed + len(pcm) > MAX_UTTERANCE_S * SAMPLE_RATE:
                 raise InputError(f"one answer is at most {MAX_UTTERANCE_S:.0f} s; start a new one")
-            if self.started_at is None:
-                self.started_at = time.monotonic()
             self.pending.append(pcm)
             self.audio = np.concatenate([self.audio, pcm])
             self.fed += len(pcm)
@@ -209,8 +192,6 @@ class Utterance:
         with self.lock:
             if self.cancelled:
                 return True
-            if new and self.first_frame_at is None:
-                self.first_frame_at = time.monotonic()
             self.frames.extend(new)
             self.rendered += len(new)
             self.render_done = end

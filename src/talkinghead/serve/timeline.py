@@ -46,7 +46,7 @@ class Timeline:
         self.current: Utterance | None = None
         self.queue: deque = deque()  # requests: {kind, pcm (list of arrays), phones, ended}
         self.last_image = loop.frame(0)
-        self.stats = {"slots": 0, "speech_slots": 0, "holds": 0, "answers": 0}
+        self.stats = {"holds": 0}
         self.closed = False
 
     # ---- requests (the event loop) ---------------------------------------------------------------
@@ -165,9 +165,7 @@ class Timeline:
                 img, pcm = u.take()
                 self.renderer.wake()
                 if u.played == 1:
-                    self.stats["answers"] += 1
                     self.on_event({"type": "speaking", "utterance": u.id, "t": self._wall(n)})
-                self.stats["speech_slots"] += 1
             elif u.finished():
                 self.idle_pos = u.offset + u.played
                 self.current = None
@@ -182,4 +180,3 @@ class Timeline:
         self.last_image = img
         self.images[n] = img
         self.pcm = np.concatenate([self.pcm, pcm[:b - a]])
-        self.stats["slots"] += 1
