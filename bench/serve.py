@@ -19,7 +19,8 @@ ends with one JSON line:
   after the ``--seconds`` of answers, and at the end (after two sessions, one closed).
 * stream_first_motion_ms: speech streamed over the WebSocket in 20 ms real-time chunks (an agent's
   TTS, its leading silence cut so it starts with speech) → the first frame of the answer arrives
-  (the frame that shows the first speech sound).
+  (the frame that shows the first speech sound); stream_holds: pictures repeated while the three streamed
+  answers (stream_frames frames) played.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ async def run(model: str, url: str, seconds: float, pid: int) -> dict:
         # the agent path: speech streamed in real time, leading silence cut so the speech starts at once
         tts = synthesize(SENTENCE).resampled(16000).audio
         speech = tts[int(np.argmax(np.abs(tts) > 0.02)):]
-        stream = []
+        stream, h0 = [], health(url)["holds"]
         for _ in range(3):
             task = asyncio.ensure_future(a.send_pcm(speech))
             await asyncio.sleep(0)
@@ -117,6 +118,8 @@ async def run(model: str, url: str, seconds: float, pid: int) -> dict:
                 stream.append(ff - t_send)
             await asyncio.sleep(1)
         res["stream_first_motion_ms"] = _ms(np.median(stream)) if stream else None
+        res["stream_holds"] = health(url)["holds"] - h0  # pictures repeated while the streamed answers played
+        res["stream_frames"] = int(round(3 * len(speech) / 16000 * 25))  # the frames of those answers
 
         # two sessions answering at once
         async with LiveClient(url) as b:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -36,6 +37,26 @@ def test_blend_and_paste():
     assert (out[3:19, 2:18] == 200).all() and out.sum() == 200 * 16 * 16 * 3
 
 
+@pytest.mark.parametrize("region", [(-5, -3, 24), (30, 20, 24), (10, 8, 24)])
+def test_paste_blends_only_under_the_mask_like_the_whole_region(region):
+    """paste() blends only the mask's bounding box; the result equals blending the whole region (which is
+    cut to the frame), wherever the region lies."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (40, 50, 3), np.uint8)
+    crop = rng.integers(0, 256, (24, 24, 3), np.uint8)
+    mask = np.zeros((24, 24, 1), np.float32)
+    mask[6:17, 4:20] = rng.random((11, 16, 1))
+    x0, y0, side = region
+    ref = frame.astype(np.float32)
+    for r in range(side):
+        for c in range(side):
+            y, x = y0 + r, x0 + c
+            if 0 <= y < 40 and 0 <= x < 50:
+                ref[y, x] = blend(ref[y, x], crop[r, c].astype(np.float32), mask[r, c])
+    np.testing.assert_array_equal(paste(frame, crop, region, mask), ref.round().astype(np.uint8))
+    assert paste(frame, crop, region, np.zeros_like(mask)).tolist() == frame.tolist()
+
+
 def face_landmarks(size: int = 256) -> np.ndarray:
     R, t = P.matrix_from_euler(0, 0, 0), np.array([0.5, 1.0, 60.0])
     uv = P.project(P.canonical_face(), R, t, P.intrinsics(900, size, size))
@@ -49,6 +70,17 @@ def test_lower_face_mask_is_soft_and_covers_the_lower_face(frac):
     x, y = np.round(lm[13, :2]).astype(int)
     assert m[y, x] > 0.99 and m[0, 0] == 0 and 0 < m.mean() < 0.5
     assert ((m > 0.05) & (m < 0.95)).any()
+
+
+@pytest.mark.parametrize("shift", [(30, 25), (-12, 40), (60, 70), (200, 10)])
+def test_feathered_polygon_equals_blurring_the_whole_frame(shift):
+    """Blurring only the polygon's grown box gives the whole-frame blur exactly, also where the polygon
+    crosses the frame's edge or lies outside it."""
+    poly = np.array([[0, 0], [30, 4], [26, 28], [5, 22]], np.float64) + shift
+    m = feathered_polygon(poly, (90, 80), feather=5)
+    ref = np.zeros((90, 80), np.float32)
+    cv2.fillPoly(ref, [np.round(poly).astype(np.int32)], 1.0)
+    np.testing.assert_allclose(m, cv2.GaussianBlur(ref, (11, 11), 2.5), atol=1e-6)
 
 
 def test_feathered_polygon_area_and_ramp():

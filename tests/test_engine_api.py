@@ -157,19 +157,23 @@ def drive_of(values: np.ndarray) -> Drive:
                  pose_index=np.zeros(n, np.int64), eye=np.ones((n, 2), np.float32))
 
 
-@pytest.mark.parametrize("chunk", [1, 3, 7, 25, 1000])
-def test_session_output_does_not_depend_on_chunking_and_memory_stays_bounded(chunk):
+@pytest.mark.parametrize("chunk,first", [(1, None), (3, None), (7, None), (25, None), (1000, None), (1, 1),
+                                         (3, 2), (7, 1), (1000, 2)])
+def test_session_output_does_not_depend_on_chunking_and_memory_stays_bounded(chunk, first):
     v = np.sin(np.arange(3000) * 0.37)
     want = [np.array([v[np.clip(np.arange(k - 2, k + 3), 0, len(v) - 1)].mean()]) for k in range(len(v))]
     eng = CountingEngine()
-    s = eng.session(batch_size=4)
+    s = eng.session(batch_size=4, first_batch=first)
     got = []
     for part in drive_of(v).chunks(chunk):
         got += list(s.push(part))
         assert len(got) >= s.received - eng.lookahead - 4  # never more behind than look-ahead + a batch
     got += list(s.end())
     assert np.array_equal(np.concatenate(got), np.concatenate(want))
-    assert all(b == 4 for b in eng.batches[:-1])  # fixed batches from the first frame
+    # batches fixed from the first frame: a ramp from the first one's size (x1.5) to 4 (the last may be short)
+    ramp = {None: [4], 1: [1, 2, 3, 4], 2: [2, 3, 4]}[first]
+    assert eng.batches[:len(ramp)] == ramp and all(b == 4 for b in eng.batches[len(ramp):-1])
+    assert sum(eng.batches) == len(v)
     assert max(eng.kept) <= s.history + eng.lookahead + 4 + chunk + 4  # history, not the whole stream
 
 

@@ -53,7 +53,8 @@ def _say(a: argparse.Namespace) -> None:
     from .say.pipeline import say
 
     say(a.model, a.output, audio=a.audio, text=a.text, pose=a.pose, blink=a.blink, device=a.device,
-        subject=a.subject, eye=a.eye, background=a.background, lips=a.lips, force=a.force, crop=a.crop)
+        subject=a.subject, eye=a.eye, background=a.background, lips=a.lips, force=a.force, crop=a.crop,
+        precision=a.precision)
     print(a.output)
 
 
@@ -64,7 +65,7 @@ def _serve(a: argparse.Namespace) -> None:
         from .errors import InputError
 
         raise InputError("--max-sessions must be at least 1")
-    serve(a.model, host=a.host, port=a.port, device=a.device, subject=a.subject,
+    serve(a.model, host=a.host, port=a.port, device=a.device, subject=a.subject, precision=a.precision,
           config=ServeConfig(max_sessions=a.max_sessions, idle_seconds=a.idle_seconds))
 
 
@@ -89,7 +90,7 @@ def _evaluate(a: argparse.Namespace) -> None:
 
         out = Path(a.output) if a.output else Path(a.model_dir) / f"eval_{a.split}"
         print(format_metrics(evaluate_model(a.model_dir, split=a.split, report_dir=out, device=a.device,
-                                              lips=a.lips, force=a.force)))
+                                              lips=a.lips, force=a.force, precision=a.precision)))
         print(out / "report.html")
         return
 
@@ -98,6 +99,10 @@ def _evaluate(a: argparse.Namespace) -> None:
     metrics = evaluate_video(video, audio=a.audio, report_dir=out, force=a.force)
     print(format_metrics(metrics))
     print(out / "report.html")
+
+
+PRECISIONS = ("auto", "fp32", "bf16")  # nn.precision.PRECISIONS (not imported here: it pulls in torch)
+PRECISION_HELP = "network arithmetic: auto (bfloat16 where the processor has it natively, else fp32), fp32, bf16"
 
 
 FORCE_HELP = "replace an existing output that talkinghead did not write (a file), or write beside the files of " \
@@ -180,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eye", type=float, help="fixed eye openness, 0 closed … 1 open (overrides --blink)")
     s.add_argument("--background", help="an image to put behind the person (engines with a background plate)")
     s.add_argument("--device", default="auto")
+    s.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     s.add_argument("--subject", help="the subject directory, if it moved since training")
     s.add_argument("--force", action="store_true", help=FORCE_HELP)
     s.set_defaults(func=_say)
@@ -191,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-sessions", type=int, default=2, help="live viewers at once; more are refused")
     s.add_argument("--idle-seconds", type=float, default=6.0, help="length of the idle loop shown between answers")
     s.add_argument("--device", default="auto")
+    s.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     s.add_argument("--subject", help="the subject directory, if it moved since training")
     s.set_defaults(func=_serve)
 
@@ -214,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="self-driven: as say (the motion learner's landmarks where the engine can, by default), "
                         "or the engine's own audio → mouth")
     s.add_argument("--device", default="auto")
+    s.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     s.add_argument("--force", action="store_true", help=FORCE_HELP)
     s.set_defaults(func=_evaluate)
     return p

@@ -95,7 +95,7 @@ class Subject:
         img = cv2.imread(str(self.path / "frames" / f"{i:06d}.jpg"), cv2.IMREAD_COLOR)
         if img is None:
             raise InputError(f"{self.path}: frame {i} is missing")
-        return img[..., ::-1].copy()
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)  # a new array (a reversed-stride copy is ~10x slower)
 
     def mask(self, i: int) -> np.ndarray:
         """uint8 label map (size, size); see module docstring."""

@@ -37,8 +37,16 @@ def paste(frame: np.ndarray, crop: np.ndarray, region: tuple[int, int, int], mas
     out = frame.copy()
     h, w = out.shape[:2]
     patch = cv2.resize(crop, (side, side), interpolation=cv2.INTER_LINEAR if side > crop.shape[0] else cv2.INTER_AREA)
-    ys, xs = slice(max(0, y0), min(h, y0 + side)), slice(max(0, x0), min(w, x0 + side))
-    py, px = slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0)
-    region_px = out[ys, xs].astype(np.float32)
-    out[ys, xs] = blend(region_px, patch[py, px].astype(np.float32), mask[py, px]).round().astype(np.uint8)
+    rows, cols = np.flatnonzero(mask.any(axis=(1, 2))), np.flatnonzero(mask.any(axis=(0, 2)))
+    if not len(rows):
+        return out
+    # only the mask's bounding box (clipped to the frame) is blended: the rest of the region keeps the frame
+    r0, r1 = max(int(rows[0]), -y0), min(int(rows[-1]) + 1, h - y0)
+    c0, c1 = max(int(cols[0]), -x0), min(int(cols[-1]) + 1, w - x0)
+    if r1 <= r0 or c1 <= c0:
+        return out
+    ys, xs = slice(y0 + r0, y0 + r1), slice(x0 + c0, x0 + c1)
+    under = out[ys, xs].astype(np.float32)
+    top = patch[r0:r1, c0:c1].astype(np.float32)
+    out[ys, xs] = blend(under, top, mask[r0:r1, c0:c1]).round().astype(np.uint8)
     return out

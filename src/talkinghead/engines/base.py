@@ -200,9 +200,21 @@ class Engine(ABC):
     features: tuple[str, ...] = ("visemes", "mel")
     # Frames of drive needed after frame k before k can be rendered (future audio context).
     lookahead: int = 0
+    # ``prepare_batch`` / ``render_batch`` may run on two threads at once (for different sessions): no
+    # shared state changes while rendering beyond what a lock guards (live serving renders side by side).
+    thread_safe: ClassVar[bool] = False
 
     def __init__(self, model_dir: Path, subject: Subject, device: str):
         self.model_dir, self.subject, self.device = Path(model_dir), subject, device
+        self.precision = "fp32"  # set by ``load_engine``; see ``autocast``
+
+    def autocast(self):
+        """Context for the engine's network calls at render time: bfloat16 autocast when
+        ``precision`` is ``bf16`` (``nn.precision``), else nothing. Engines whose networks
+        keep their quality in bfloat16 wrap their forward passes in it."""
+        from ..nn.precision import autocast
+
+        return autocast(self.device, self.precision)
 
     # ---- training ------------------------------------------------------------------------------
     @classmethod
@@ -239,10 +251,10 @@ class Engine(ABC):
         (the rest is copied from the recorded frame); None: every pixel is generated."""
         return None
 
-    def session(self, batch_size: int = 8):
+    def session(self, batch_size: int = 8, first_batch: int | None = None):
         from .session import RenderSession
 
-        return RenderSession(self, batch_size)
+        return RenderSession(self, batch_size, first_batch=first_batch)
 
     def render(self, drive: Drive, batch_size: int = 8, chunk: int | None = None) -> Iterator[np.ndarray]:
         """Every frame of a whole drive, fed to a session in chunks (the path live output takes)."""

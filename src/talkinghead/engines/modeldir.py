@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import InputError
+from ..nn.precision import resolve_precision
 from ..subject import Subject
 from ..utils import write_json
 
@@ -60,8 +61,12 @@ def open_subject(meta: dict, subject: str | Path | None = None) -> Subject:
     return s
 
 
-def load_engine(model_dir: Path, device: str, subject: str | Path | None = None):
+def load_engine(model_dir: Path, device: str, subject: str | Path | None = None, precision: str = "fp32"):
+    """The trained engine in ``model_dir``; ``precision`` (``auto``, ``fp32``, ``bf16``) for its render-time
+    networks, ``auto`` = bfloat16 where the device computes it natively (``nn.precision``)."""
     from . import get_engine
 
     meta = read_meta(model_dir)
-    return get_engine(meta["engine"]).load(Path(model_dir), open_subject(meta, subject), device)
+    engine = get_engine(meta["engine"]).load(Path(model_dir), open_subject(meta, subject), device)
+    engine.precision = resolve_precision(precision, device)
+    return engine

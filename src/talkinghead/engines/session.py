@@ -6,7 +6,9 @@ future audio context its feature windows reach) or the drive has ended. Frames
 go to the engine in batches counted from the session's first frame, so the
 output does not depend on how the drive was cut: ``say`` (a whole file pushed
 in one-second chunks) and a live stream (audio as it arrives) render the same
-frames from the same drive. Only the recent past is kept (``history`` frames
+frames from the same drive. ``first_batch`` (default ``batch_size``) starts a
+ramp: batches grow by half from it up to ``batch_size`` (4, 6, 8, 8, …), so the
+first frame shows soon and each batch renders while the one before it plays. Only the recent past is kept (``history`` frames
 before the next frame to render), so memory stays bounded however long the
 stream runs. The engine's ``prepare_batch`` for the next batch runs on a worker
 thread while the current batch renders.
@@ -26,8 +28,9 @@ from .base import Drive, Engine
 
 
 class RenderSession:
-    def __init__(self, engine: Engine, batch_size: int = 8, history: int = 16):
+    def __init__(self, engine: Engine, batch_size: int = 8, history: int = 16, first_batch: int | None = None):
         self.engine, self.batch_size, self.history = engine, max(1, batch_size), history
+        self.first_batch = max(1, first_batch or self.batch_size)
         self.lookahead = int(engine.lookahead)
         self.parts: list[Drive] = []
         self.base = 0  # absolute frame index of the first kept row
@@ -50,10 +53,22 @@ class RenderSession:
 
     def _batches(self, upto: int, final: bool) -> list[np.ndarray]:
         out, k = [], self.done
-        while upto - k >= self.batch_size or (final and upto > k):
-            out.append(np.arange(k, min(upto, k + self.batch_size)))
+        while True:
+            stop = self._stop(k)
+            if not (upto >= stop or (final and upto > k)):
+                return out
+            out.append(np.arange(k, min(upto, stop)))
             k = int(out[-1][-1]) + 1
-        return out
+
+    def _stop(self, k: int) -> int:
+        """End of the batch holding frame k: boundaries from frame 0 at the ramp first_batch, x1.5 each,
+        up to batch_size, then every batch_size frames (fixed by the frame count alone)."""
+        stop, size = 0, self.first_batch
+        while stop <= k and size < self.batch_size:
+            stop, size = stop + size, min(self.batch_size, max(size + 1, size * 3 // 2))
+        if stop > k:
+            return stop
+        return stop + -(-(k + 1 - stop) // self.batch_size) * self.batch_size
 
     def _render(self, upto: int, final: bool) -> Iterator[np.ndarray]:
         batches = self._batches(upto, final)

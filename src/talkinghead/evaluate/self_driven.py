@@ -47,9 +47,10 @@ def motion_metrics(model_dir: Path, subject, idx: np.ndarray) -> dict | None:
 
 
 def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | Path | None = None,
-                   device: str = "auto", lips: str | None = None, force: bool = False) -> dict:
+                   device: str = "auto", lips: str | None = None, force: bool = False,
+                   precision: str = "auto") -> dict:
     model_dir = Path(model_dir)
-    engine = load_engine(model_dir, resolve_device(device))  # validates the model before anything is written
+    engine = load_engine(model_dir, resolve_device(device), precision=precision)  # validates the model before anything is written
     out, _ = output_dir(Path(report_dir) if report_dir else model_dir / f"eval_{split}", REPORT_MARKERS, force,
                         "evaluate")
     out.mkdir(parents=True, exist_ok=True)

@@ -24,12 +24,12 @@ from .source import SourceFrames
 def say(model_dir: str | Path, out: str | Path, audio: str | Path | None = None, text: str | None = None,
         pose: str | None = None, blink: str = "auto", device: str = "auto", subject: str | Path | None = None,
         batch_size: int = 8, eye: float | None = None, background: str | Path | None = None,
-        lips: str | None = None, force: bool = False, crop: bool = False) -> dict:
+        lips: str | None = None, force: bool = False, crop: bool = False, precision: str = "auto") -> dict:
     """Render ``model_dir``'s person saying ``audio`` or ``text`` into ``out``: in the source video's own size
     (the generated part pasted back into its frames, ``say/source.py``) unless ``crop`` or the source video is
     gone, else the subject's square crop."""
     out = output_file(out, force, "say")
-    engine = load_engine(Path(model_dir), resolve_device(device), subject)
+    engine = load_engine(Path(model_dir), resolve_device(device), subject, precision)
     pose = default_pose(engine) if pose is None else pose
     lips = default_lips(engine) if lips is None else lips
     drive = build_drive(engine, audio=audio, text=text, pose=pose, blink=blink, eye_level=eye, background=background,

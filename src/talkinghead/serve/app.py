@@ -53,8 +53,12 @@ class ServeConfig:
     # prebuffer reached the first frame in ~0.5 s; 0.05 s, 1 and none in ~0.25 s, with no more holds
     commit_s: float = 0.05  # live phone recognition's wait after a phone (audio/stream.py)
     prebuffer_s: float = 0.0  # a streamed answer starts once this much is rendered (absorbs jitter)
-    batch_size: int = 4  # frames per render batch for whole answers
-    stream_batch: int = 1  # … and for streamed ones (smaller: less waiting for audio)
+    # whole answers: a first batch of 4 frames shows the first one soon, ramping (4, 6, 8) to batches of 8 that render
+    # more frames a second than 4 (two sessions at once: see bench/RESULTS.md "live serving")
+    first_batch: int = 4
+    batch_size: int = 8  # frames per render batch for whole answers
+    stream_batch: int = 2  # … and for streamed ones (smaller: less waiting for audio)
+    render_workers: int = 2  # answers rendering at once (render.Renderer); one per CPU core pays here
 
 
 class LiveSession:
@@ -69,8 +73,9 @@ class LiveSession:
 
     def _utterance(self, offset: int, phones, kind: str) -> Utterance:
         s, cfg = self.server, self.server.cfg
-        return Utterance(s.engine, s.loop, offset, phones=phones, batch_size=cfg.stream_batch if kind == "stream" else cfg.batch_size,
-                         commit_s=cfg.commit_s, kind=kind, pool=s.pool)
+        stream = kind == "stream"
+        return Utterance(s.engine, s.loop, offset, phones=phones, batch_size=cfg.stream_batch if stream else cfg.batch_size,
+                         first_batch=1 if stream else cfg.first_batch, commit_s=cfg.commit_s, kind=kind, pool=s.pool)
 
     def broadcast(self, event: dict) -> None:
         for ws in list(self.sockets):
@@ -93,7 +98,7 @@ class LiveServer:
         self.cfg, self.model_dir = cfg, model_dir
         self.engine = LockedEngine(engine)
         self.loop = IdleLoop(self.engine, cfg.idle_seconds)
-        self.renderer, self.pool = Renderer(), DecoderPool()
+        self.renderer, self.pool = Renderer(cfg.render_workers), DecoderPool()
         self.sessions: dict[str, LiveSession] = {}
         self.started = time.time()
 

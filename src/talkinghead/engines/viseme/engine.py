@@ -68,6 +68,7 @@ class VisemeEngine(Engine):
     eye_control = True  # eye openness is drawn into the upper-face keypoints
     landmark_lips = True  # --lips audio: the oracle renders the full drawing with the predicted mouth
     lookahead = max(LOOKAHEAD.values())
+    thread_safe = True  # networks read-only at render time; the frame cache has its own lock
 
     @classmethod
     def resolve_config(cls, config: VisemeConfig, subject: Subject, device: str) -> VisemeConfig:
@@ -110,7 +111,7 @@ class VisemeEngine(Engine):
     def render_batch(self, rows: Drive, ks: np.ndarray, draws, state: dict) -> list[np.ndarray]:
         js = [int(rows.pose_index[k]) for k in ks]
         boxes = torch.from_numpy(self.store.mouth_boxes[js]).to(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.autocast():
             if rows.mouth is not None:  # NEON's oracle from the full drawing: no audio ambiguity left
                 face, _ = self.oracle(to_tensor(draws[0][:, None], self.device, channels_last=True),
                                       to_tensor(draws[1][:, None], self.device, channels_last=True), boxes)
