@@ -106,6 +106,32 @@ def test_lip_field_shapes_range_and_warp_start(encoding):
     torch.testing.assert_close(img, torch.from_numpy(tex).float() / 255, atol=1e-5, rtol=0)
 
 
+def test_texture_margin_reads_the_frame_past_the_region_and_keeps_the_region_where_it_was():
+    from talkinghead.engines.speech2lip.parts import texture_with_margin
+
+    frame = (np.arange(40 * 50 * 3).reshape(40, 50, 3) % 253).astype(np.uint8)
+    tex, (mx, my) = texture_with_margin(frame, (10, 5, 20, 16), 0.1)
+    assert (mx, my) == (4, 4) and tex.shape == (16 + 8, 20 + 8, 3)
+    np.testing.assert_array_equal(tex[my:-my, mx:-mx], frame[5:21, 10:30])  # the region itself
+    np.testing.assert_array_equal(tex[:, :mx], frame[1:25, 6:10])  # the frame's own pixels beside it
+    np.testing.assert_array_equal(tex[0], frame[1, 6:34])  # (row 5 - 4 = 1 is still inside the frame)
+    edge, _ = texture_with_margin(frame, (0, 0, 20, 16), 0.1)  # past the frame: its edge repeats
+    np.testing.assert_array_equal(edge[:4, 4:24], np.repeat(frame[:1, :20], 4, 0))
+
+    # the lip field reads the region's pixels at the same uv with or without the margin; a displacement past
+    # the region's left edge reads the frame there (without a margin: the edge column repeated)
+    f = LipField(LipFieldConfig(grid_max_res=8, grid_levels=2, max_shift=0.15))
+    ys, xs = torch.meshgrid((torch.arange(16) + 0.5) / 16, (torch.arange(20) + 0.5) / 20, indexing="ij")
+    centres = torch.stack([xs, ys], -1).reshape(-1, 2)
+    f.set_texture(tex, (mx, my))
+    img = f(centres, torch.zeros(len(centres), 20)).reshape(16, 20, 3)
+    torch.testing.assert_close(img, torch.from_numpy(frame[5:21, 10:30]).float() / 255, atol=1e-5, rtol=0)
+    with torch.no_grad():
+        f.mlp[-1].bias[0] = -10.0  # tanh -> -1: every point moves 0.15 of the width (3 px) to the left
+    moved = f(centres, torch.zeros(len(centres), 20)).reshape(16, 20, 3)
+    torch.testing.assert_close(moved, torch.from_numpy(frame[5:21, 7:27]).float() / 255, atol=2e-3, rtol=0)
+
+
 def test_dense_grid_is_bilinear_between_its_vertices():
     g = DenseGrid2D(levels=1, features=1, base=4, max_res=4)
     with torch.no_grad():

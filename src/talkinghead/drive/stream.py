@@ -64,3 +64,11 @@ class DriveStream:
 
     def end(self) -> Drive:
         return self._rows(self.features.end())
+
+    def close(self):
+        """Stop live phone recognition; returns its decoder (to reuse for another stream) or None."""
+        live, self.features.live = self.features.live, None
+        if live is None:
+            return None
+        live.close()
+        return live.decoder

@@ -227,13 +227,10 @@ class Utterance:
         return np.concatenate(parts)
 
     def close(self) -> None:
-        """Hand the live phone decoder back (on the renderer thread, the only one that uses it)."""
-        live = self.stream.features.live
-        if live is not None:
-            live.close()
-            if self.pool is not None:
-                self.pool.release(live.decoder)
-            self.stream.features.live = None
+        """Hand the live phone decoder back (on a renderer worker, while no other one holds this answer)."""
+        decoder = self.stream.close()
+        if decoder is not None and self.pool is not None:
+            self.pool.release(decoder)
 
     # ---- playback (the event loop) ---------------------------------------------------------------
     def ready(self, prebuffer: int = 0) -> bool:

@@ -114,6 +114,7 @@ class Speech2LipEngine(Engine):
         eng.parts = Parts(subject, eng.cfg, device, state=ck)
         for m in (eng.parts.expression, eng.parts.field, eng.parts.blend):
             m.eval()
+        eng.parts.autocast = eng.autocast  # the lip field's MLPs at the engine's precision (geometry stays fp32)
         eng.frames = RecordedFrames(subject)
         eng._repose = None
         return eng
@@ -144,7 +145,8 @@ class Speech2LipEngine(Engine):
             frames.append((frame, p.data.origin_of(j, cam)))
             crops.append((real, lips, mask))
         real, lips, mask = (torch.cat(x) for x in zip(*crops))
-        out = p.blend(real, lips, mask)
+        with self.autocast():  # Blend-Net (and the lip field's MLPs, Parts.autocast) in bf16 where native
+            out = p.blend(real, lips, mask).float()
         keep = soften(mask, 2, 3)  # the pixels the engine writes; the rest is the recorded frame
         blended = to_uint8(out * keep + real * (1 - keep))
         return [self._paste(frame, origin, crop) for (frame, origin), crop in zip(frames, blended)]

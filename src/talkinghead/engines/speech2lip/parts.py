@@ -9,6 +9,8 @@ them into any frame's crop through GAMEM (``warp_in``) and save itself
 
 from __future__ import annotations
 
+import contextlib
+
 from collections import OrderedDict
 from dataclasses import asdict
 
@@ -29,7 +31,18 @@ from .gamem import Camera, CanonicalDepth, frame_camera
 from .lipfield import LipField, LipFieldConfig, continuous_query
 from .sync import SyncNet
 
-__all__ = ["Parts", "to_uint8"]
+__all__ = ["Parts", "to_uint8", "texture_with_margin"]
+
+
+def texture_with_margin(frame: np.ndarray, box: tuple[int, int, int, int], reach: float) -> tuple[np.ndarray, tuple]:
+    """``frame``'s pixels of ``box`` = (x0, y0, w, h) grown on each side by ``reach`` of its size plus 2 px (the
+    bicubic filter's support); where that leaves the frame its edge repeats. → (pixels, (mx, my))."""
+    x0, y0, w, h = box
+    mx, my = int(np.ceil(reach * w)) + 2, int(np.ceil(reach * h)) + 2
+    H, W = frame.shape[:2]
+    ys = np.clip(np.arange(y0 - my, y0 + h + my), 0, H - 1)
+    xs = np.clip(np.arange(x0 - mx, x0 + w + mx), 0, W - 1)
+    return frame[ys][:, xs], (mx, my)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -41,6 +54,7 @@ class Parts:
     def __init__(self, subject: Subject, cfg, device: str, fit_idx: np.ndarray | None = None,
                  state: dict | None = None):
         self.subject, self.cfg, self.device = subject, cfg, device
+        self.autocast = contextlib.nullcontext  # the engine's bf16 context at render time (engine.load)
         tr, af = subject.tracks, subject.audio_features
         if state is None:
             self.c = subject.neutral_frame()
@@ -70,12 +84,14 @@ class Parts:
         # the statistics of the 5 s around each frame: what normalises its audio as a drive's would be
         self.local_stats = local_mel_stats(af["mel_windows"], ExpressionConfig().context)
         if state is None:
-            self.field.set_texture(subject.frame(self.c)[y0:y0 + h, x0:x0 + w])
             self.sync.norm.set(*self.expression.fit(cfg.audio, self.windows, subject, fit_idx))
         else:
             self.field.texture = torch.zeros(state["texture_shape"], device=device)
             for name in ("expression", "field", "depth", "blend", "sync"):
                 getattr(self, name).load_state_dict(state[name])
+        # the texture is the canonical frame itself, with a margin the lip field's displacements may reach
+        # (rebuilt from the subject, also for a model saved before the margin existed)
+        self.field.set_texture(*texture_with_margin(subject.frame(self.c), self.box, self.field.cfg.max_shift))
         self.codes_t = torch.from_numpy(self.expression.pca.encode(tr["canon_landmarks"])).to(device)
         self.data = LipData(subject, self.c, self.depth, self.expression.pca,
                             np.asarray(fit_idx if fit_idx is not None else [self.c]), cfg.code_period)
@@ -181,7 +197,8 @@ class Parts:
             real = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float() / 255
         inside = mask.reshape(-1) > 0
         lips = torch.zeros(h * w, 3, device=self.device)
-        lips[inside] = self.render_points(q[inside], code, self.cfg.code_index(min(j, self.last_train)))
+        with self.autocast():
+            lips[inside] = self.render_points(q[inside], code, self.cfg.code_index(min(j, self.last_train))).float()
         return real, lips.T.reshape(1, 3, h, w), mask
 
     # ---- metrics and saving -----------------------------------------------------------------------
