@@ -74,7 +74,8 @@ class LiveSession:
     def _utterance(self, offset: int, phones, kind: str) -> Utterance:
         s, cfg = self.server, self.server.cfg
         stream = kind == "stream"
-        return Utterance(s.engine, s.loop, offset, phones=phones, batch_size=cfg.stream_batch if stream else cfg.batch_size,
+        return Utterance(s.engine, s.loop, offset, phones=phones,
+                         batch_size=cfg.stream_batch if stream else cfg.batch_size,
                          first_batch=1 if stream else cfg.first_batch, commit_s=cfg.commit_s, kind=kind, pool=s.pool)
 
     def broadcast(self, event: dict) -> None:

@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -48,7 +49,7 @@ class LockedEngine:
 
     def __init__(self, engine):
         self._engine = engine
-        self.lock = threading.Lock() if not getattr(engine, "thread_safe", False) else _NoLock()
+        self.lock = contextlib.nullcontext() if getattr(engine, "thread_safe", False) else threading.Lock()
 
     def __getattr__(self, name):
         return getattr(self._engine, name)
@@ -65,14 +66,6 @@ class LockedEngine:
         from ..engines.session import RenderSession
 
         return RenderSession(self, batch_size, first_batch=first_batch)
-
-
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def silence(n: int, seed: int = 0) -> np.ndarray:
@@ -146,8 +139,8 @@ class Utterance:
     _ids = iter(range(1, 1 << 62))
 
     def __init__(self, engine, loop: IdleLoop, offset: int, phones=None, decoder=None, batch_size: int = 4,
-                 first_batch: int | None = None, max_ahead: int = 50, max_buffer_s: float = 60.0, commit_s: float = 0.2, kind: str = "text",
-                 pool: DecoderPool | None = None):
+                 first_batch: int | None = None, max_ahead: int = 50, max_buffer_s: float = 60.0,
+                 commit_s: float = 0.2, kind: str = "text", pool: DecoderPool | None = None):
         self.id, self.kind, self.offset = next(self._ids), kind, int(offset)
         self.pool = pool
         decoder = pool.acquire() if phones is None and pool is not None else None
