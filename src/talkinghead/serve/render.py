@@ -299,8 +299,8 @@ class Renderer:
             self.busy.add(u.id)
             rendering = sum(1 for a in self.active if not (a.cancelled or a.render_done))
             share = max(1, self.cores // min(len(self.threads), rendering))
-        if share != torch.get_num_threads():  # this thread's own setting (OpenMP keeps one per thread)
-            torch.set_num_threads(share)
+        if share != torch.get_num_threads():  # this thread's own setting (OpenMP keeps one per thread; threads
+            torch.set_num_threads(share)  # started later, e.g. POST /say's, begin with the last value set)
         return gone, u
 
     def _run(self) -> None:
