@@ -71,7 +71,8 @@ class SourceFrames:
 
     def paste(self, render: np.ndarray, j: int) -> np.ndarray:
         """The source frame ``j`` with what ``render`` changed in the recorded crop ``j`` blended in."""
-        source = cv2.imread(str(self.dir / f"{int(j):06d}.jpg"))[..., ::-1]
+        # (cvtColor: copying a channel-reversed view instead cost 6 ms a frame at 844²)
+        source = cv2.cvtColor(cv2.imread(str(self.dir / f"{int(j):06d}.jpg")), cv2.COLOR_BGR2RGB)
         out = paste_back(source, render, changed_mask(render, self.subject.frame(int(j))), self.box)
         w, h = self.size
         return out[:h, :w]
