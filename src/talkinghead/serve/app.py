@@ -52,7 +52,9 @@ class ServeConfig:
     # streamed speech, measured (bench/RESULTS.md "live serving"): commit 0.1 s, batches of 2 and 80 ms of
     # prebuffer reached the first frame in ~0.5 s; 0.05 s, 1 and none in ~0.25 s, with no more holds
     commit_s: float = 0.05  # live phone recognition's wait after a phone (audio/stream.py)
-    prebuffer_s: float = 0.0  # a streamed answer starts once this much is rendered (absorbs jitter)
+    # a streamed answer starts once this much is rendered (absorbs jitter): 0.04 held none of 362 frames but
+    # showed the first one after 326 ms instead of ~240 (bench/RESULTS.md)
+    prebuffer_s: float = 0.0
     # whole answers: a first batch of 4 frames shows the first one soon, ramping (4, 6, 8) to batches of 8 that render
     # more frames a second than 4 (two sessions at once: see bench/RESULTS.md "live serving")
     first_batch: int = 4
