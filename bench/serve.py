@@ -119,7 +119,7 @@ async def run(model: str, url: str, seconds: float, pid: int) -> dict:
             await asyncio.sleep(1)
         res["stream_first_motion_ms"] = _ms(np.median(stream)) if stream else None
         res["stream_holds"] = health(url)["holds"] - h0  # pictures repeated while the streamed answers played
-        res["stream_frames"] = int(round(3 * len(speech) / 16000 * 25))  # the frames of those answers
+        res["stream_frames"] = int(round(3 * len(speech) / 16000 * health(url)["fps"]))  # those answers' frames
 
         # two sessions answering at once
         async with LiveClient(url) as b:

@@ -10,8 +10,9 @@ frames from the same drive. ``first_batch`` (default ``batch_size``) starts a
 ramp: batches grow by half from it up to ``batch_size`` (4, 6, 8, 8, …), so the
 first frame shows soon and each batch renders while the one before it plays.
 Only the recent past is kept (``history`` frames before the next frame to
-render), so memory stays bounded however long the stream runs. The engine's ``prepare_batch`` for the next batch runs on a worker
-thread while the current batch renders.
+render), so memory stays bounded however long the stream runs. The engine's
+``prepare_batch`` for the next batch runs on a worker thread while the current
+batch renders.
 
 Latency of a live stream = the audio features' own delay (``audio/stream.py``)
 + ``lookahead`` frames + one batch of render time.

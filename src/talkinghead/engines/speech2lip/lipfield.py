@@ -104,6 +104,7 @@ class LipField(nn.Module):
             nn.init.zeros_(self.mlp[-1].weight)
             nn.init.zeros_(self.mlp[-1].bias)
         self.register_buffer("texture", torch.zeros(1, 3, 1, 1))  # the canonical region's pixels, [0, 1]
+        self.margin = (0, 0)  # pixels of the canonical frame around the region in ``texture`` (set_texture)
 
     def set_texture(self, rgb, margin: tuple[int, int] = (0, 0)) -> None:
         """The canonical frame's region (h, w, 3) uint8 with ``margin`` = (mx, my) more pixels of that frame on
@@ -118,17 +119,14 @@ class LipField(nn.Module):
             return torch.cat([self.grid(uv.clamp(0, 1)), uv], -1)
         return posenc(uv, self.cfg.n_freqs)
 
-    def _out(self, uv: torch.Tensor, code: torch.Tensor, app: torch.Tensor | None) -> torch.Tensor:
-        a = self.app.weight.mean(0).expand(len(uv), -1) if app is None else self.app(app.long())
-        return self.mlp(torch.cat([self.encode(uv), code.to(uv), a.to(uv)], -1))
-
     def forward(self, uv: torch.Tensor, code: torch.Tensor, app: torch.Tensor | None = None) -> torch.Tensor:
         """``uv`` (N, 2), ``code`` (N, K), ``app`` (N,) appearance rows (None: their mean) → RGB (N, 3)."""
-        out = self._out(uv, code, app)
+        a = self.app.weight.mean(0).expand(len(uv), -1) if app is None else self.app(app.long())
+        out = self.mlp(torch.cat([self.encode(uv), code.to(uv), a.to(uv)], -1))
         if self.cfg.base == "none":
             return torch.sigmoid(out)
         shifted = uv + torch.tanh(out[:, :2]) * self.cfg.max_shift
-        (mx, my), (th, tw) = getattr(self, "margin", (0, 0)), self.texture.shape[-2:]
+        (mx, my), (th, tw) = self.margin, self.texture.shape[-2:]
         size = shifted.new_tensor([tw, th])
         inner = size - 2 * shifted.new_tensor([mx, my])  # the region's own pixels
         g = (((shifted * inner + shifted.new_tensor([mx, my])) / size) * 2 - 1)[None, None].to(self.texture)

@@ -10,7 +10,6 @@ them into any frame's crop through GAMEM (``warp_in``) and save itself
 from __future__ import annotations
 
 import contextlib
-
 from collections import OrderedDict
 from dataclasses import asdict
 
