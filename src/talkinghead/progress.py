@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +30,25 @@ def info(msg: str) -> None:
 
 def warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def interrupts_deferred():
+    """A Ctrl-C inside the block takes effect when it ends. For native set-up (importing mediapipe, building
+    its graph): a KeyboardInterrupt raised in the middle of that is printed and swallowed by the C++ side or
+    leaves a half-imported library that kills the process at exit, instead of reaching the CLI's one line.
+    Does nothing outside the main thread (signals are only delivered there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if held and callable(old):
+        old(signal.SIGINT, None)  # the handler that was there: by default raises KeyboardInterrupt
 
 
 @contextmanager

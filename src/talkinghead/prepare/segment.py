@@ -21,11 +21,11 @@ class PersonSegmenter:
     """mediapipe SelfieSegmentation (general model, 256x256) returning a soft mask."""
 
     def __init__(self):
-        import mediapipe as mp
+        from ..progress import interrupts_deferred, native_stderr_silenced
 
-        from ..progress import native_stderr_silenced
+        with interrupts_deferred(), native_stderr_silenced():
+            import mediapipe as mp
 
-        with native_stderr_silenced():
             self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
             self._seg.process(np.zeros((64, 64, 3), np.uint8))  # first call logs its set-up warnings
 

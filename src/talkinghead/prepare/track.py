@@ -15,18 +15,18 @@ import numpy as np
 
 from ..errors import FaceError
 from ..geometry import face as mesh
-from ..progress import native_stderr_silenced
+from ..progress import interrupts_deferred, native_stderr_silenced
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _facemesh(static: bool, max_faces: int):
-    from absl import logging as absl_logging
-    import mediapipe as mp
+    with interrupts_deferred(), native_stderr_silenced():
+        from absl import logging as absl_logging
+        import mediapipe as mp
 
-    absl_logging.set_verbosity(absl_logging.ERROR)
-    with native_stderr_silenced():
+        absl_logging.set_verbosity(absl_logging.ERROR)
         fm = mp.solutions.face_mesh.FaceMesh(static_image_mode=static, max_num_faces=max_faces,
                                              refine_landmarks=True, min_detection_confidence=0.5,
                                              min_tracking_confidence=0.5)
