@@ -14,7 +14,8 @@ ends with one JSON line:
   (arrival of its first frame − when that frame is due): how much later the sound reaches the client
   than the picture it belongs to; av_drift_ms: how far that wanders over the run (max − min).
 * sessions_fps: the lower received frame rate of two sessions answering at once; sessions_holds: frames
-  repeated in both together; sessions_new_fps: new pictures per second and session (fps − holds / 2 / s).
+  repeated in both together; sessions_new_fps: new pictures per second and session (fps − holds / 2 / s);
+  sessions_first_frame_ms: text sent → first frame of the answer, median over both sessions' answers.
 * rss_mb_start / rss_mb_one_session / rss_mb_end: the server's resident memory after connecting,
   after the ``--seconds`` of answers, and at the end (after two sessions, one closed).
 * stream_first_motion_ms: speech streamed over the WebSocket in 20 ms real-time chunks (an agent's
@@ -125,8 +126,10 @@ async def run(model: str, url: str, seconds: float, pid: int) -> dict:
         async with LiveClient(url) as b:
             await b.wait_frames(25)
             h0, t0 = health(url)["holds"], time.time()
-            await asyncio.gather(answer_loop(a, min(seconds, 30)), answer_loop(b, min(seconds, 30)))
+            both = await asyncio.gather(answer_loop(a, min(seconds, 30)), answer_loop(b, min(seconds, 30)))
             t1 = time.time()
+            first = [x for c, ans in zip((a, b), both) for x in delivery(c, ans, lead)["first"]]
+            res["sessions_first_frame_ms"] = _ms(np.median(first)) if first else None
             res["sessions_fps"] = round(min(a.fps(t0, t1), b.fps(t0, t1)), 2)
             res["sessions_holds"] = health(url)["holds"] - h0
             # frames that were new pictures (not a repeated one while the renderer caught up), per session

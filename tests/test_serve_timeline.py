@@ -159,3 +159,32 @@ def test_late_frames_hold_the_picture_and_pause_the_sound_together(live):
     wait_rendered(u, 10**6)
     run_slots(tl, 200, until=lambda: events[-1]["type"] == "idle")
     assert u.played == int(np.ceil(len(tts.audio) / SAMPLE_RATE * tl.fps))
+
+
+def test_a_whole_answer_starts_when_it_can_play_to_the_end_without_a_stutter(live):
+    """Before its first frame plays, an answer whose audio is all in waits until, at the rate it renders,
+    the rest will be ready in time: at once on an idle server, later on a busy one, never past the cap."""
+    from collections import deque
+
+    from talkinghead.serve.render import Utterance
+
+    u = Utterance(live["engine"], live["loop"], 0)
+    now = time.monotonic()
+    u.fed, u.input_done = 4 * SAMPLE_RATE, True  # 100 frames at 25 fps: 4 s of playback
+    u.frames, u.rendered, u.first_at = deque([None] * 10), 10, now
+
+    u.started = now - 0.2  # 50 frames/s: the other 90 take 1.8 s < 4 s
+    assert u.ready(0, max_wait_s=1.0)
+    u.started = now - 1.0  # 10 frames/s: 9 s > 4 s: wait
+    assert not u.ready(0, max_wait_s=1.0)
+    assert u.ready(0, max_wait_s=0.0)  # no waiting asked for
+    u.first_at = now - 1.5
+    assert u.ready(0, max_wait_s=1.0)  # waited long enough
+    u.first_at, u.started, u.input_done = now, now - 1.0, False
+    assert u.ready(0, max_wait_s=1.0)  # streamed speech: its length is unknown, it starts at once
+    u.input_done, u.frames = True, deque([None] * u.max_ahead)
+    assert u.ready(0, max_wait_s=1.0)  # a full buffer starts it (rendering has stopped)
+    u.played = 1
+    u.frames = deque([None])
+    u.started = now - 100
+    assert u.ready(0, max_wait_s=1.0)  # once playing it never waits for the rate

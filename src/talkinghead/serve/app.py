@@ -55,6 +55,11 @@ class ServeConfig:
     # a streamed answer starts once this much is rendered (absorbs jitter): 0.04 held none of 362 frames but
     # showed the first one after 326 ms instead of ~240 (bench/RESULTS.md)
     prebuffer_s: float = 0.0
+    # a whole answer (text, upload) starts once, at the rate it renders, it can play to the end without a
+    # stutter, waiting at most this long after its first frame: an idle server renders faster than real time
+    # and starts at once; two sessions answering together (~21 frames/s each here) wait ~0.5 s instead of
+    # repeating ~1 picture in 5 (bench/RESULTS.md "live serving")
+    start_wait_s: float = 0.5
     # whole answers: a first batch of 4 frames shows the first one soon, ramping (4, 6, 8) to batches of 8 that render
     # more frames a second than 4 (two sessions at once: see bench/RESULTS.md "live serving")
     first_batch: int = 4
@@ -70,7 +75,8 @@ class LiveSession:
         self.id, self.server = uuid.uuid4().hex[:12], server
         self.sockets: set[web.WebSocketResponse] = set()
         self.timeline = Timeline(server.loop, server.renderer, self._utterance, on_event=self.broadcast,
-                                 gap_s=server.cfg.gap_s, prebuffer_s=server.cfg.prebuffer_s)
+                                 gap_s=server.cfg.gap_s, prebuffer_s=server.cfg.prebuffer_s,
+                                 start_wait_s=server.cfg.start_wait_s)
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.video, self.audio = TimelineVideo(self.timeline), TimelineAudio(self.timeline)
         self.created, self.closed = time.monotonic(), False

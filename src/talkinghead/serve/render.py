@@ -158,6 +158,8 @@ class Utterance:
         self.fed = self.rendered = self.played = 0
         self.input_done = self.render_done = self.cancelled = False
         self.last_feed = time.monotonic()
+        self.started: float | None = None  # when its rendering began
+        self.first_at: float | None = None  # when its first frame was rendered
 
     # ---- audio in (the event loop) -------------------------------------------------------------
     def feed(self, pcm: np.ndarray) -> None:
@@ -195,6 +197,8 @@ class Utterance:
             end = self.input_done and not self.pending
         if take is None and not end:
             return False
+        if self.started is None:
+            self.started = time.monotonic()
         new = list(self.session.push(self.stream.push(take))) if take is not None else []
         if end:
             new += list(self.session.push(self.stream.end())) + list(self.session.end())
@@ -204,7 +208,15 @@ class Utterance:
             self.frames.extend(new)
             self.rendered += len(new)
             self.render_done = end
+            if self.first_at is None and self.rendered:
+                self.first_at = time.monotonic()
         return True
+
+    def has_work(self) -> bool:
+        """Something to render now: audio not rendered yet (or its end) and room in the frame buffer."""
+        with self.lock:
+            return (not (self.cancelled or self.render_done) and len(self.frames) < self.max_ahead
+                    and (bool(self.pending) or self.input_done))
 
     def _take_pending(self) -> np.ndarray | None:
         if not self.pending:
@@ -226,12 +238,22 @@ class Utterance:
             self.pool.release(decoder)
 
     # ---- playback (the event loop) ---------------------------------------------------------------
-    def ready(self, prebuffer: int = 0) -> bool:
-        """Frame ``played`` can be shown; before the first, wait for ``prebuffer`` frames or the end."""
+    def ready(self, prebuffer: int = 0, max_wait_s: float = 0.0) -> bool:
+        """Frame ``played`` can be shown. Before the first: ``prebuffer`` frames or the end, and an answer
+        whose audio is all in also waits (at most ``max_wait_s`` after its first frame, or until the buffer
+        is full) until, at the rate it renders, every later frame will be ready before playback reaches it:
+        on a busy server it starts a little later instead of stuttering; on an idle one, at its first frame."""
         with self.lock:
-            if self.played == 0 and not self.render_done:
-                return len(self.frames) > prebuffer
-            return bool(self.frames)
+            if self.played or self.render_done:
+                return bool(self.frames)
+            if len(self.frames) <= prebuffer:
+                return False
+            now = time.monotonic()
+            if not self.input_done or len(self.frames) >= self.max_ahead or now - self.first_at >= max_wait_s:
+                return True
+            rate = self.rendered / max(now - self.started, 1e-3)  # frames a second, as it renders now
+            total = self.fed * self.fps / SAMPLE_RATE
+            return (total - self.rendered) / rate <= total / self.fps
 
     def finished(self) -> bool:
         with self.lock:
@@ -291,14 +313,15 @@ class Renderer:
         with self.lock:
             gone = [u for u in self.active if (u.cancelled or u.render_done) and u.id not in self.busy]
             self.active = [u for u in self.active if u not in gone]
-            free = [u for u in self.active if u.id not in self.busy and not (u.cancelled or u.render_done)]
+            working = [u for u in self.active if u.id in self.busy or u.has_work()]
+            free = [u for u in working if u.id not in self.busy]
             if not free:
                 return gone, None
             self.turn += 1
             u = free[self.turn % len(free)]
             self.busy.add(u.id)
-            rendering = sum(1 for a in self.active if not (a.cancelled or a.render_done))
-            share = max(1, self.cores // min(len(self.threads), rendering))
+            # the cores go to the answers with work now: one a full buffer holds back lends its share
+            share = max(1, self.cores // min(len(self.threads), len(working)))
         if share != torch.get_num_threads():  # this thread's own setting (OpenMP keeps one per thread; threads
             torch.set_num_threads(share)  # started later, e.g. POST /say's, begin with the last value set)
         return gone, u

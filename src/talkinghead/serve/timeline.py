@@ -32,12 +32,13 @@ LEAD = 3  # an answer's head motion starts this many loop frames past the idle p
 class Timeline:
     def __init__(self, loop: IdleLoop, renderer: Renderer, make_utterance: Callable[..., Utterance],
                  on_event: Callable[[dict], None] | None = None, max_queue: int = 4, gap_s: float = 1.0,
-                 prebuffer_s: float = 0.0):
+                 prebuffer_s: float = 0.0, start_wait_s: float = 0.0):
         self.loop, self.renderer, self.make_utterance = loop, renderer, make_utterance
         self.fps, self.sr = loop.fps, SAMPLE_RATE
         self.on_event = on_event or (lambda e: None)
         self.max_queue, self.gap_s = max_queue, gap_s
         self.prebuffer = int(round(prebuffer_s * self.fps))
+        self.start_wait_s = start_wait_s  # a whole answer may start this much later to play without a stutter
         self.t0: float | None = None  # wall-clock time of slot 0
         self.decided = 0  # slots decided so far
         self.images: dict[int, np.ndarray] = {}
@@ -161,7 +162,7 @@ class Timeline:
             u.finish()  # the speaker went quiet: the answer ends with the audio it has
             self.renderer.wake()
         if u is not None:
-            if u.ready(self.prebuffer if u.kind == "stream" else 0):
+            if u.ready(self.prebuffer if u.kind == "stream" else 0, self.start_wait_s):
                 img, pcm = u.take()
                 self.renderer.wake()
                 if u.played == 1:
