@@ -41,6 +41,9 @@ from ..errors import InputError
 from ..progress import bar, warn
 
 MAX_UTTERANCE_S = 600.0  # longest single answer (its head motion is laid out in advance)
+# an answer starts when its rendering is projected to take at most this times its playing time: the first
+# batch renders slower than the later, larger ones, so an idle server is not made to wait by it
+PLAY_THROUGH_SLACK = 1.1
 
 
 class LockedEngine:
@@ -253,7 +256,7 @@ class Utterance:
                 return True
             rate = self.rendered / max(now - self.started, 1e-3)  # frames a second, as it renders now
             total = self.fed * self.fps / SAMPLE_RATE
-            return (total - self.rendered) / rate <= total / self.fps
+            return (total - self.rendered) / rate <= PLAY_THROUGH_SLACK * total / self.fps
 
     def finished(self) -> bool:
         with self.lock:
