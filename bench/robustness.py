@@ -8,10 +8,13 @@ AAC at 44.1 / 48 kHz, no soundtrack + ``--audio``, stored rotated with a display
 tag, and a long 1080p video (``--long-minutes``, 0 to skip). Each is prepared
 in its own process (``talkinghead prepare``, the CLI a user runs); the table
 gives frames prepared, face found, the real-time factor (wall / video length,
-making the video not counted), the process's peak memory, the size ``say``
-writes for that subject (the source's own, ``say/source.py``) and the stderr
-lines besides progress bars. Drive files (mp3, m4a, flac) are decoded and
-turned into features as ``say --audio`` does.
+making the video not counted), the process's peak memory and the stderr lines
+besides progress bars. Then, unless ``--no-say``, a tiny viseme model is trained
+on each subject (``--train-steps``, enough to run, not to look good) and
+``talkinghead say`` answers a drive file of another format each time (mp3,
+m4a, flac, wav in turn): the table gives what it wrote (frame size, frames,
+fps, a soundtrack or not) and its real-time factor. Drive files are also
+decoded and turned into features on their own, as ``say --audio`` does.
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 KINDS = {  # name: (width, height, fps, audio rate or None, channels, rotate)
     "portrait 576x768": (576, 768, 25.0, 16000, 1, 0),
@@ -53,16 +54,32 @@ def run_prepare(video: Path, out: Path, audio: Path | None) -> dict:
     return {"rc": os.waitstatus_to_exitcode(status), "wall": wall, "rss_mb": usage.ru_maxrss / 1024, "stderr": lines}
 
 
-def say_size(subject_dir: Path) -> str:
-    from talkinghead.say.source import SourceFrames
-    from talkinghead.subject import Subject
+def cli(*argv) -> tuple[int, float, list[str]]:
+    """``talkinghead ARGV`` in its own process → (exit code, wall seconds, stderr lines)."""
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "talkinghead.cli", *map(str, argv)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True, env=dict(os.environ, TALKINGHEAD_QUIET="1"))
+    return p.returncode, time.perf_counter() - t0, [ln for ln in p.stderr.splitlines() if ln.strip()]
 
-    s = Subject.open(subject_dir)
-    src = SourceFrames.open(s, np.array([0]))
-    if src is None:
-        return f"{s.size}x{s.size}"
-    src.close()
-    return f"{src.size[0]}x{src.size[1]}"
+
+def say_run(subject: Path, drive: Path, steps: int) -> dict:
+    """Train a tiny viseme model on ``subject``, answer ``drive`` with ``say``: what the mp4 holds."""
+    import av
+
+    from talkinghead.io.video import probe
+
+    model, out = subject.with_name(subject.name + "_viseme"), subject.with_name(subject.name + "_say.mp4")
+    rc, _, err = cli("train", subject, "--engine", "viseme", "--steps", steps, "-o", model, "--force")
+    if rc != 0:
+        return {"say": f"train exit {rc}", "say_stderr": err}
+    rc, wall, err = cli("say", model, "--audio", drive, "-o", out, "--force")
+    if rc != 0:
+        return {"say": f"say exit {rc}", "say_stderr": err}
+    v = probe(out)
+    with av.open(str(out)) as c:
+        frames = sum(1 for p in c.demux(c.streams.video[0]) if p.size)
+    return {"say": f"{v.width}x{v.height}, {frames} frames at {v.fps:g} fps, {'sound' if v.has_audio else 'NO sound'}"
+                   f", from {drive.suffix[1:]}", "say_rtf": wall / (frames / v.fps), "say_stderr": err}
 
 
 def main() -> None:
@@ -71,6 +88,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--long-minutes", type=float, default=10.0)
     ap.add_argument("--kinds", help="comma-separated subset of the kinds' names (prefixes)")
+    ap.add_argument("--no-say", dest="say", action="store_false", help="prepare only")
+    ap.add_argument("--train-steps", type=int, default=30)
     a = ap.parse_args()
     from talkinghead.audio.features import features_for_wav
     from talkinghead.audio.wav import load_audio, write_wav
@@ -91,8 +110,9 @@ def main() -> None:
     if a.kinds:
         want = a.kinds.split(",")
         kinds = {k: v for k, v in kinds.items() if any(k.startswith(w) for w in want)}
+    drives = [write_audio(wav, work / f"drive.{ext}") for ext in ("mp3", "m4a", "flac")] + [work / "speech.wav"]
     rows = []
-    for name, (w, h, fps, rate, ch, rot) in kinds.items():
+    for i, (name, (w, h, fps, rate, ch, rot)) in enumerate(kinds.items()):
         video = work / (name.split()[0].replace(".", "_") + f"_{w}x{h}_{fps:g}_{rate}_{rot}.mp4")
         seconds = a.long_minutes * 60 if "min " in name else None
         if not video.exists():
@@ -105,26 +125,29 @@ def main() -> None:
                "rtf": r["wall"] / info.duration, "stderr": r["stderr"]}
         if r["rc"] == 0:
             meta = json.loads((out / "subject.json").read_text())
-            row.update(frames=meta["n_frames"], face=meta["stats"]["face_found"], say=say_size(out))
+            row.update(frames=meta["n_frames"], face=meta["stats"]["face_found"])
+            if a.say:
+                row.update(say_run(out, drives[i % len(drives)], a.train_steps))
         rows.append(row)
         print(json.dumps(row), flush=True)
-    for ext in ("mp3", "m4a", "flac"):
-        path = write_audio(wav, work / f"drive.{ext}")
+    for path in drives[:3]:
+        ext = path.suffix[1:]
         t0 = time.perf_counter()
         feats = features_for_wav(path, 25.0)
         rows.append({"kind": f"{ext} drive (44.1 kHz stereo)", "input": f"{len(wav) / 16000:.1f} s of speech",
                      "rc": 0, "frames": len(feats["visemes"]), "rtf": (time.perf_counter() - t0) / (len(wav) / 16000),
                      "stderr": []})
         print(json.dumps(rows[-1]), flush=True)
-    print("\n| input kind | input | exit | frames prepared | face found | RTF | peak RSS (MB) | say writes | "
+    print("\n| input kind | input | exit | frames prepared | face found | RTF | peak RSS (MB) | say wrote | say RTF | "
           "other stderr lines |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['kind']} | {r['input']} | {r['rc']} | {r.get('frames', '—')} | "
               f"{r['face']:.0%} | " if "face" in r else f"| {r['kind']} | {r['input']} | {r['rc']} | "
               f"{r.get('frames', '—')} | — | ", end="")
-        print(f"{r['rtf']:.2f} | {r.get('rss_mb', float('nan')):.0f} | {r.get('say', '—')} | "
-              f"{'; '.join(r['stderr']) or 'none'} |")
+        say_rtf = f"{r['say_rtf']:.2f}" if "say_rtf" in r else "—"
+        print(f"{r['rtf']:.2f} | {r.get('rss_mb', float('nan')):.0f} | {r.get('say', '—')} | {say_rtf} | "
+              f"{'; '.join(r['stderr'] + r.get('say_stderr', [])) or 'none'} |")
 
 
 if __name__ == "__main__":
