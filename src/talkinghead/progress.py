@@ -47,8 +47,8 @@ def interrupts_deferred():
         yield
     finally:
         signal.signal(signal.SIGINT, old)
-    if held and callable(old):
-        old(signal.SIGINT, None)  # the handler that was there: by default raises KeyboardInterrupt
+    if held:
+        signal.raise_signal(signal.SIGINT)  # to the handler that was there (by default: KeyboardInterrupt now)
 
 
 @contextmanager
