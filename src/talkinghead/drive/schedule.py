@@ -84,22 +84,61 @@ class Poses:
         self.values, self.free = np.asarray(values, np.float64), free
 
 
-def nearest_pose_frames(subject: Subject, poses: np.ndarray, lo: int, hi: int, slack: float = 0.5) -> np.ndarray:
-    """For each pose the training frame (lo..hi-1) nearest to it (rotation, in the training deviations),
-    staying on consecutive frames while they are within ``slack`` of the nearest: few jumps, no flicker."""
+def nearest_pose_frames(subject: Subject, poses: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """For each pose a training frame (lo..hi-1) near it (rotation, in the training deviations), along a path
+    through the recording (``replay_path``): the head plays recorded stretches, forwards or backwards, and
+    jumps elsewhere only when that is worth it; no frame-to-frame flicker."""
     from ..motion.head import pose_vectors
 
     train = pose_vectors(subject.tracks["rotation"][lo:hi], subject.tracks["translation"][lo:hi])[:, :3]
     scale = np.maximum(train.std(0), 1e-6)
-    d = np.linalg.norm((np.asarray(poses)[:, None, :3] - train[None]) / scale, axis=2)  # (N, hi - lo)
-    out = np.empty(len(poses), np.int64)
-    cur = -1
-    for k, row in enumerate(d):
-        best = int(row.argmin())
-        nxt = cur + 1 if 0 <= cur + 1 < len(row) else -1
-        cur = nxt if nxt >= 0 and row[nxt] <= row[best] + slack else best
-        out[k] = cur
-    return lo + out
+    rows = (np.linalg.norm((p[:3] - train) / scale, axis=1) for p in np.asarray(poses))
+    return lo + replay_path(rows, len(train), len(poses))
+
+
+def replay_path(costs, m: int, n: int, turn: float = 1.5, jump: float = 6.0) -> np.ndarray:
+    """The cheapest walk through recorded frames 0..m-1 for ``n`` output frames (Viterbi): ``costs`` yields,
+    per output frame, each recorded frame's cost (m,). Stepping to the next frame in the direction of travel
+    is free, turning round costs ``turn``, going anywhere else costs ``jump`` (holding a frame is not a
+    step: the picture would freeze)."""
+    if m == 1:
+        return np.zeros(n, np.int64)
+    inf = np.inf
+    f = None  # f[d, j]: cost of the best walk ending at frame j having moved in direction d (0: +1, 1: -1)
+    back = np.empty((n, 2, m), np.int8)  # 0: from j∓1 same direction, 1: turned round there, 2: jumped
+    jumps_from = np.empty(n, np.int64)  # the state a jump at step k comes from (flattened 2 * m index)
+    for k, c in enumerate(costs):
+        c = np.asarray(c, np.float64)
+        if f is None:
+            f = np.stack([c, c])
+            back[k] = 2
+            jumps_from[k] = 0
+            continue
+        fwd, bwd = np.full(m, inf), np.full(m, inf)  # arriving at j from j-1 (moving +1) / from j+1 (moving -1)
+        fwd[1:], bwd[:-1] = f[0, :-1], f[1, 1:]
+        fwd_turn, bwd_turn = np.full(m, inf), np.full(m, inf)
+        fwd_turn[1:], bwd_turn[:-1] = f[1, :-1] + turn, f[0, 1:] + turn
+        jumps_from[k] = int(f.argmin())
+        leap = f.flat[jumps_from[k]] + jump
+        new = np.empty_like(f)
+        for d, (same, turned) in enumerate(((fwd, fwd_turn), (bwd, bwd_turn))):
+            options = np.stack([same, turned, np.full(m, leap)])
+            back[k, d] = options.argmin(0)
+            new[d] = options.min(0) + c
+        f = new
+    out = np.empty(n, np.int64)
+    d, j = divmod(int(f.argmin()), m)
+    for k in range(n - 1, -1, -1):
+        out[k] = j
+        how = back[k, d, j]
+        if k == 0:
+            break
+        if how == 2:
+            d, j = divmod(int(jumps_from[k]), m)
+        else:
+            j = j - 1 if d == 0 else j + 1  # where it came from
+            d = d if how == 0 else 1 - d
+    return out
 
 
 class Schedule:
