@@ -40,26 +40,19 @@ KINDS = {  # name: (width, height, fps, audio rate or None, channels, rotate)
 }
 
 
-def run_prepare(video: Path, out: Path, audio: Path | None) -> dict:
-    cmd = [sys.executable, "-m", "talkinghead.cli", "prepare", str(video), "-o", str(out), "--force"]
-    if audio:
-        cmd += ["--audio", str(audio)]
+def cli(*argv) -> dict:
+    """``talkinghead ARGV`` in its own process → exit code, wall seconds, peak RSS (MB), stderr lines."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         env=dict(os.environ, TALKINGHEAD_QUIET="1"))
+    p = subprocess.Popen([sys.executable, "-m", "talkinghead.cli", *map(str, argv)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, env=dict(os.environ, TALKINGHEAD_QUIET="1"))
     err = p.stderr.read()
     _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    return {"rc": os.waitstatus_to_exitcode(status), "wall": wall, "rss_mb": usage.ru_maxrss / 1024, "stderr": lines}
+    return {"rc": os.waitstatus_to_exitcode(status), "wall": time.perf_counter() - t0,
+            "rss_mb": usage.ru_maxrss / 1024, "stderr": [ln for ln in err.splitlines() if ln.strip()]}
 
 
-def cli(*argv) -> tuple[int, float, list[str]]:
-    """``talkinghead ARGV`` in its own process → (exit code, wall seconds, stderr lines)."""
-    t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "talkinghead.cli", *map(str, argv)], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True, env=dict(os.environ, TALKINGHEAD_QUIET="1"))
-    return p.returncode, time.perf_counter() - t0, [ln for ln in p.stderr.splitlines() if ln.strip()]
+def run_prepare(video: Path, out: Path, audio: Path | None) -> dict:
+    return cli("prepare", video, "-o", out, "--force", *(["--audio", audio] if audio else []))
 
 
 def say_run(subject: Path, drive: Path, steps: int) -> dict:
@@ -69,17 +62,17 @@ def say_run(subject: Path, drive: Path, steps: int) -> dict:
     from talkinghead.io.video import probe
 
     model, out = subject.with_name(subject.name + "_viseme"), subject.with_name(subject.name + "_say.mp4")
-    rc, _, err = cli("train", subject, "--engine", "viseme", "--steps", steps, "-o", model, "--force")
-    if rc != 0:
-        return {"say": f"train exit {rc}", "say_stderr": err}
-    rc, wall, err = cli("say", model, "--audio", drive, "-o", out, "--force")
-    if rc != 0:
-        return {"say": f"say exit {rc}", "say_stderr": err}
+    r = cli("train", subject, "--engine", "viseme", "--steps", steps, "-o", model, "--force")
+    if r["rc"] != 0:
+        return {"say": f"train exit {r['rc']}", "say_stderr": r["stderr"]}
+    r = cli("say", model, "--audio", drive, "-o", out, "--force")
+    if r["rc"] != 0:
+        return {"say": f"say exit {r['rc']}", "say_stderr": r["stderr"]}
     v = probe(out)
     with av.open(str(out)) as c:
         frames = sum(1 for p in c.demux(c.streams.video[0]) if p.size)
     return {"say": f"{v.width}x{v.height}, {frames} frames at {v.fps:g} fps, {'sound' if v.has_audio else 'NO sound'}"
-                   f", from {drive.suffix[1:]}", "say_rtf": wall / (frames / v.fps), "say_stderr": err}
+                   f", from {drive.suffix[1:]}", "say_rtf": r["wall"] / (frames / v.fps), "say_stderr": r["stderr"]}
 
 
 def main() -> None:
