@@ -118,8 +118,9 @@ def test_a_third_engine_trains_says_and_evaluates_through_the_public_interface(s
     assert code == 2 and "toy engine cannot swap the background" in err and "nerf" in err
     code, err = cli("say", model, "--text", "hi", "-o", bad, "--pose", tmp_path / "pose.txt")
     assert code == 2 and "cannot render any head pose" in err and "replay recorded poses" in err
-    code, err = cli("say", model, "--text", "hi", "-o", bad, "--eye", "0.5")
-    assert code == 2 and "cannot set eye openness" in err
+    for ask in (["--eye", "0.5"], ["--blink", "natural"]):
+        code, err = cli("say", model, "--text", "hi", "-o", bad, *ask)
+        assert code == 2 and "cannot set eye openness" in err, ask
     assert not bad.exists()
     # A model directory of another engine is not trained over.
     code, err = cli("train", speaker_subject, "--engine", "viseme", "-o", model, "--steps", "1")
@@ -202,3 +203,31 @@ def test_schedule_rows_of_any_range_equal_the_whole():
     assert eye.min() < 0.5 * eye.max()  # natural blinks when nothing is replayed
     assert math.isclose(float(np.median(eye)), float(np.percentile(s.tracks["eye"][10:90], 70, axis=0).mean()),
                         rel_tol=1e-5)
+
+
+def test_natural_blinks_over_a_replay_whose_recording_never_blinks():
+    from talkinghead.drive.schedule import Schedule, has_blink
+    from talkinghead.subject import Subject
+
+    class FakeSubject(Subject):
+        pass
+
+    s = FakeSubject.__new__(FakeSubject)
+    eye = np.full((100, 2), 0.3) + np.random.default_rng(1).uniform(-0.01, 0.01, (100, 2))
+    eye[60:63] = 0.05  # one recorded blink
+    s.__dict__.update(meta={"split": {"train": [0, 100]}, "fps": 25.0},
+                      tracks={"eye": eye, "euler_deg": np.zeros((100, 3)), "aperture": np.zeros(100),
+                              "translation": np.zeros((100, 3))})
+    s.path = None
+    assert has_blink(s, np.arange(55, 70)) and not has_blink(s, np.arange(0, 55))
+    frames = np.r_[np.arange(10, 50), np.arange(50, 10, -1)].repeat(3)  # 9.6 s replayed without a blink
+    auto = Schedule(s, pose=frames).rows(0, len(frames))["eye"]
+    assert np.array_equal(auto, eye[frames].astype(np.float32))  # the replayed frames' own eyes
+    sch = Schedule(s, pose=frames, blink="natural", seed=3)
+    nat = np.concatenate([sch.rows(a, min(len(frames), a + 17))["eye"] for a in range(0, len(frames), 17)])
+    ratio = (nat / auto).mean(1)
+    assert ratio.max() <= 1 + 1e-6 and ratio.min() < 0.2  # dips to 10 % at a blink's middle, never opens wider
+    starts = np.flatnonzero((ratio < 0.6) & (np.r_[1.0, ratio[:-1]] >= 0.6))
+    assert 2 <= len(starts) <= 5  # one every 2-6 s
+    assert np.all(np.diff(starts) >= 2.0 * 25 - 6)
+    assert np.array_equal(nat, Schedule(s, pose=frames, blink="natural", seed=3).rows(0, len(frames))["eye"])

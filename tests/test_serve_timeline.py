@@ -57,15 +57,45 @@ def wait_rendered(u, n: int, timeout: float = 60) -> None:
         time.sleep(0.01)
 
 
-def test_idle_loop_is_a_seamless_pingpong_of_calm_recorded_frames(live):
+def test_idle_loop_is_a_seamless_pingpong_of_recorded_frames(live):
     loop = live["loop"]
-    assert loop.period == 2 * (loop.hi - loop.lo - 1)
+    assert loop.period == 2 * (len(loop.order) - 1)
     f = loop.frame(0)
     assert f.shape == (loop.size, loop.size, 3) and f.dtype == np.uint8
     poses = loop.poses(0, 3 * loop.period)
     assert np.all(np.abs(np.diff(poses)) <= 1)  # no jump, also where the loop wraps
     assert np.array_equal(poses[: loop.period], poses[loop.period: 2 * loop.period])
     assert np.array_equal(loop.frame(loop.period + 5), loop.frame(5))
+
+
+def test_idle_loop_follows_the_motion_learners_listening_motion(live, viseme_model, tmp_path):
+    import shutil
+
+    from talkinghead.drive.speech import speech_features
+    from talkinghead.engines.modeldir import load_engine
+    from talkinghead.motion import MotionModel
+    from talkinghead.motion.head import pose_vectors
+    from talkinghead.serve.render import calm_window, idle_frames, silence
+
+    subject, order = live["engine"].subject, live["loop"].order
+    lo, hi = subject.meta["split"]["train"]
+    motion = MotionModel.load(viseme_model)
+    assert motion is not None  # the tiny model trains its motion learners too
+    quiet = speech_features(silence(int(len(order) * SAMPLE_RATE / subject.fps)), [], subject.fps, ("visemes",))
+    wanted = motion.head_motion(quiet.visemes[:len(order)], None, 0)[:, :3]
+    rec = pose_vectors(subject.tracks["rotation"], subject.tracks["translation"])[:, :3]
+    scale = rec[lo:hi].std(0)
+
+    def off(frames):  # mean distance of replayed poses from the learner's, in training deviations
+        return float(np.linalg.norm((rec[frames] - wanted) / scale, axis=1).mean())
+
+    calm = calm_window(subject, len(order)) + np.arange(len(order))
+    assert np.all(np.abs(np.diff(order)) == 1) and lo <= order.min() and order.max() < hi
+    assert off(order) < 0.8 * off(calm), (off(order), off(calm))
+    # a model without motion learners idles on the calmest stretch of the recording
+    bare = tmp_path / "bare"
+    shutil.copytree(viseme_model, bare, ignore=shutil.ignore_patterns("motion.pt", "checkpoint_*"))
+    assert np.array_equal(idle_frames(load_engine(bare, "cpu"), len(order)), calm)
 
 
 def test_an_answer_plays_its_own_audio_sample_exact_with_its_frames_then_idles(live):

@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "when the model has motion.pt), or the engine's own audio → mouth")
     s.add_argument("--crop", action="store_true", help="write the subject's square crop instead of the source "
                    "video's own frame size")
-    s.add_argument("--blink", default="auto", choices=["auto", "none"])
+    s.add_argument("--blink", default="auto", choices=["auto", "natural", "none"],
+                   help="auto: the replayed frames' own eyes; natural: blinks every 2-6 s added (a video with few "
+                        "blinks; engines with eye control); none: eyes held open")
     s.add_argument("--eye", type=float, help="fixed eye openness, 0 closed … 1 open (overrides --blink)")
     s.add_argument("--background", help="an image to put behind the person (engines with a background plate)")
     s.add_argument("--device", default="auto")

@@ -48,7 +48,7 @@ def default_lips(engine: Engine) -> str:
 
 
 def check_request(engine: Engine, pose="train", background=None, eye_level: float | None = None,
-                  lips: str = "engine") -> None:
+                  lips: str = "engine", blink: str = "auto") -> None:
     """Every ability a drive can ask of an engine, checked in this one place."""
     if isinstance(pose, (str, Path)) and str(pose) not in ("train", "still", "audio"):
         engine.require("free_pose")
@@ -59,7 +59,7 @@ def check_request(engine: Engine, pose="train", background=None, eye_level: floa
         engine.require("landmark_lips")
     if background is not None:
         engine.require("background_swap")
-    if eye_level is not None:
+    if eye_level is not None or blink == "natural":
         engine.require("eye_control")
 
 
@@ -73,7 +73,7 @@ def build_drive(engine: Engine, audio: str | Path | None = None, text: str | Non
     ``background``: an image (path or RGB array) to render over, for engines that can; ``lips``: ``engine``
     (its own audio → mouth) or ``audio`` (the expression learner's landmarks, engines with landmark_lips).
     """
-    check_request(engine, pose, background, eye_level, lips)
+    check_request(engine, pose, background, eye_level, lips, blink)
     subject = engine.subject
     if speech is None:
         want = engine.features if str(pose) != "audio" and lips != "audio" else ("visemes", "mel")

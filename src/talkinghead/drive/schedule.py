@@ -30,7 +30,7 @@ def still_frame(subject: Subject) -> int:
 
 
 class Blinks:
-    """Eye openness with blinks every 2-6 s lasting ~0.2 s (a smooth dip to 10 %), for any frame range."""
+    """Eye openness with blinks every 2-6 s lasting ~0.2 s (a dip to 10 %), for any frame range."""
 
     def __init__(self, fps: float, open_eye: np.ndarray, seed: int = 0):
         self.fps, self.open_eye = fps, np.asarray(open_eye, np.float32)
@@ -38,21 +38,35 @@ class Blinks:
         self.times: list[tuple[float, float]] = []  # (start s, duration s)
         self.next_t = float(self.rng.uniform(0.5, 2.5))
 
-    def rows(self, a: int, b: int) -> np.ndarray:
+    def closure(self, a: int, b: int) -> np.ndarray:
+        """(b - a,) factor on eye openness for output frames a..b-1: 1 open, 0.1 at a blink's middle."""
         while self.next_t * self.fps < b:  # draw blinks as far as needed, in the same order always
             self.times.append((self.next_t, float(self.rng.uniform(0.15, 0.25))))
             self.next_t += float(self.rng.uniform(2.0, 6.0))
-        eye = np.tile(self.open_eye, (b - a, 1))
+        out = np.ones(b - a, np.float32)
         k = np.arange(a, b) / self.fps
         for t, dur in self.times:
-            dip = np.clip(1 - np.abs(k - t - dur / 2) / (dur / 2), 0, 1)  # triangle
-            eye *= (1 - 0.9 * dip)[:, None]
-        return eye
+            out *= 1 - 0.9 * np.clip(1 - np.abs(k - t - dur / 2) / (dur / 2), 0, 1)  # triangle
+        return out
+
+    def rows(self, a: int, b: int) -> np.ndarray:
+        return np.tile(self.open_eye, (b - a, 1)) * self.closure(a, b)[:, None]
 
 
 def natural_blinks(n: int, fps: float, open_eye: np.ndarray, seed: int = 0) -> np.ndarray:
     """(n, 2) eye openness with natural blinks (see ``Blinks``)."""
     return Blinks(fps, open_eye, seed).rows(0, n)
+
+
+def open_eye_level(subject: Subject) -> np.ndarray:
+    """(2,) the subject's eyes open: the 70th percentile of the training frames' openness."""
+    lo, hi = subject.meta["split"]["train"]
+    return np.percentile(subject.tracks["eye"][lo:hi], 70, axis=0)
+
+
+def has_blink(subject: Subject, frames: np.ndarray) -> bool:
+    """Whether the recorded ``frames`` show a blink (both eyes under 60 % of open)."""
+    return bool((subject.tracks["eye"][np.asarray(frames)] < 0.6 * open_eye_level(subject)).all(1).any())
 
 
 def load_pose_table(path: str | Path) -> np.ndarray:
@@ -84,16 +98,16 @@ class Poses:
         self.values, self.free = np.asarray(values, np.float64), free
 
 
-def nearest_pose_frames(subject: Subject, poses: np.ndarray, lo: int, hi: int) -> np.ndarray:
+def nearest_pose_frames(subject: Subject, poses: np.ndarray, lo: int, hi: int, jump: float = 6.0) -> np.ndarray:
     """For each pose a training frame (lo..hi-1) near it (rotation, in the training deviations), along a path
     through the recording (``replay_path``): the head plays recorded stretches, forwards or backwards, and
-    jumps elsewhere only when that is worth it; no frame-to-frame flicker."""
+    jumps elsewhere only when that is worth it (``jump``: its cost; inf: never); no frame-to-frame flicker."""
     from ..motion.head import pose_vectors
 
     train = pose_vectors(subject.tracks["rotation"][lo:hi], subject.tracks["translation"][lo:hi])[:, :3]
     scale = np.maximum(train.std(0), 1e-6)
     rows = (np.linalg.norm((p[:3] - train) / scale, axis=1) for p in np.asarray(poses))
-    return lo + replay_path(rows, len(train), len(poses))
+    return lo + replay_path(rows, len(train), len(poses), jump=jump)
 
 
 def replay_path(costs, m: int, n: int, turn: float = 1.5, jump: float = 6.0) -> np.ndarray:
@@ -147,9 +161,9 @@ class Schedule:
     ``pose``: ``"train"`` replays the training track back and forth, ``"still"`` holds one
     frame, a path reads a pose table (engines with free poses), an int array gives the
     recorded frames to replay (self-driven evaluation), ``Poses`` are generated ones (the head
-    motion learner). ``blink``: ``"auto"`` (the replayed
-    frames' own eyes when replaying, else natural blinks) or ``"none"``; ``eye_level`` (0 closed
-    … 1 open) holds the eyes at a fixed openness.
+    motion learner). ``blink``: ``"auto"`` (the replayed frames' own eyes when replaying, else
+    natural blinks), ``"natural"`` (natural blinks also over replayed eyes: for a recording with
+    few blinks) or ``"none"``; ``eye_level`` (0 closed … 1 open) holds the eyes at a fixed openness.
     """
 
     def __init__(self, subject: Subject, pose="train", blink: str = "auto", eye_level: float | None = None,
@@ -171,12 +185,12 @@ class Schedule:
             self.table = (np.stack([matrix_from_euler(*row[:3]) for row in t]).astype(np.float32),
                           t[:, 3:].astype(np.float32) if t.shape[1] == 6 else None)
         self.still = still_frame(subject) if not self.replay else None
-        if blink not in ("auto", "none"):
-            raise InputError(f"unknown --blink {blink!r}; use auto or none")
+        if blink not in ("auto", "natural", "none"):
+            raise InputError(f"unknown --blink {blink!r}; use auto, natural or none")
         if eye_level is not None and not 0 <= eye_level <= 1.5:
             raise InputError(f"--eye {eye_level}: use 0 (closed) … 1 (open)")
         self.track_eye = tr["eye"]
-        self.open_eye = np.percentile(self.track_eye[self.lo:self.hi], 70, axis=0)
+        self.open_eye = open_eye_level(subject)
         self.blink, self.eye_level = blink, eye_level
         self.blinks = Blinks(subject.fps, self.open_eye, seed)
 
@@ -202,5 +216,7 @@ class Schedule:
             eye = np.tile(self.open_eye, (n, 1))
         else:
             eye = self.track_eye[pose_index] if self.replay else self.blinks.rows(a, b)
+            if self.replay and self.blink == "natural":
+                eye = eye * self.blinks.closure(a, b)[:, None]
         return {"pose_index": pose_index.astype(np.int64), "eye": eye.astype(np.float32),
                 "rotation": rot, "translation": trans}

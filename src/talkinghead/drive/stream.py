@@ -38,7 +38,7 @@ class DriveStream:
         if str(pose) == "audio":
             raise InputError("--pose audio (generated head motion) is for whole files; a stream takes train, still "
                              "or a pose file")
-        check_request(engine, pose, background, eye_level)
+        check_request(engine, pose, background, eye_level, blink=blink)
         self.fps = engine.subject.fps
         self.schedule = Schedule(engine.subject, pose=pose, blink=blink, eye_level=eye_level, seed=seed)
         self.features = FeatureStream(self.fps, phones=phones, recognise=recognise, features=engine.features,
