@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from talkinghead.compose import RecordedFrames, blend, feathered_polygon, lower_face_mask, over, paste
+from talkinghead.compose import (RecordedFrames, blend, eye_mask, feathered_polygon, lower_face_mask, over, paste,
+                                 speech_face_mask)
 from talkinghead.geometry import pose as P
 
 
@@ -72,6 +73,26 @@ def test_lower_face_mask_is_soft_and_covers_the_lower_face(frac):
     assert ((m > 0.05) & (m < 0.95)).any()
 
 
+@pytest.mark.parametrize("roll", [0.0, 25.0])
+def test_speech_mask_keeps_the_upper_face_and_eye_mask_covers_only_the_eyes(roll):
+    lm = face_landmarks()  # the face reaches y = 326: a taller frame
+    c = lm[1, :2]
+    a = np.radians(roll)  # the head rolled in the picture: the masks follow the face's own axis
+    lm[:, :2] = (lm[:, :2] - c) @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) + c
+    at = lambda m, i: m[tuple(np.round(lm[i, [1, 0]]).astype(int))]  # noqa: E731
+    low = lower_face_mask(lm, (360, 280), 4)
+    m = speech_face_mask(lm, (360, 280), 4)
+    assert np.all(m <= low + 1e-6) and m.sum() < 0.8 * low.sum()
+    for i in (13, 14, 17, 152):  # lips and chin: generated
+        assert at(m, i) > 0.99, i
+    for i in (159, 386, 168, 10):  # eyelids, between the eyes, forehead: recorded
+        assert at(m, i) == 0, i
+    assert 0 < at(m, 1) < 0.9  # the nose tip lies in the feathered band
+    e = eye_mask(lm, (360, 280), 2)
+    assert at(e, 159) > 0.99 and at(e, 386) > 0.99 and at(e, 13) == 0 and at(e, 1) == 0
+    assert e.sum() < 0.15 * low.sum()
+
+
 @pytest.mark.parametrize("shift", [(30, 25), (-12, 40), (60, 70), (200, 10)])
 def test_feathered_polygon_equals_blurring_the_whole_frame(shift):
     """Blurring only the polygon's grown box gives the whole-frame blur exactly, also where the polygon
@@ -111,6 +132,19 @@ def test_recorded_frames_cache_and_paste():
     assert s.reads == 2  # cached
     rf.get(9), rf.get(8)
     assert s.reads == 4  # 8 was evicted (least recently used), 7 kept
+
+
+def test_recorded_frames_extra_masks_count_only_as_weighted():
+    half = lambda j, shape: np.full(shape, 0.5, np.float32)  # noqa: E731
+    corner = np.zeros((32, 32), np.float32)
+    corner[8:12, 8:12] = 1.0
+    rf = RecordedFrames(FakeSubject(), (8, 8, 16), lambda j, shape: (half(j, shape), corner))
+    assert np.array_equal(rf.mask(3), np.full((16, 16, 1), 0.5, np.float32))
+    assert np.array_equal(rf.mask(3, [0.0]), rf.mask(3))
+    m = rf.mask(3, [0.8])
+    assert m.shape == (16, 16, 1) and np.allclose(m[:4, :4], 0.8) and np.allclose(m[4:, 4:], 0.5)
+    out = rf.paste(np.full((16, 16, 3), 103, np.uint8), 3, [1.0])
+    assert out[8, 8, 0] == 103 and out[20, 20, 0] == 53  # (3 + 103) / 2 outside the extra mask
 
 
 def test_changed_mask_and_paste_back_keep_unchanged_pixels():

@@ -279,3 +279,33 @@ def test_say_writes_the_source_frame_size_with_real_pixels_around_the_face(train
     assert max(moved) > 8, "the generated mouth was not pasted in"
     code, _ = cli("say", trained["model"], "--text", "Papa.", "-o", tmp_path / "crop.mp4", "--subject", sub, "--crop")
     assert code == 0 and probe(tmp_path / "crop.mp4").width == s.size
+
+
+def test_the_recorded_eyes_and_brows_stay_unless_a_blink_is_drawn(trained):
+    """Only what speech changes is generated: with the replayed frames' own eyes the upper face is the
+    recording, pixel for pixel; eyes drawn shut (``--eye``) replace the eyes only."""
+    from talkinghead.drive import build_drive
+    from talkinghead.engines.modeldir import load_engine
+    from talkinghead.geometry import face as mesh
+
+    eng = load_engine(trained["model"], "cpu")
+    s = eng.subject
+    text = "Papa bought a map."
+    shut, auto = (np.stack(list(eng.render(build_drive(eng, text=text, pose="train", eye_level=level), batch_size=8)))
+                  for level in (0.1, None))
+    d = build_drive(eng, text=text, pose="train")
+    assert len(auto) == len(d.pose_index) > 25
+    upper = eye_band = 0
+    for k in range(0, len(auto), 5):
+        j = int(d.pose_index[k])
+        lm, real = s.tracks["landmarks"][j][:, :2], s.frame(j).astype(int)
+        y_brow = int(lm[mesh.RIGHT_BROW + mesh.LEFT_BROW, 1].min()) - 2
+        y_eye = int(lm[mesh.RIGHT_EYE + mesh.LEFT_EYE, 1].max()) + 2
+        x0, x1 = int(lm[mesh.FACE_OVAL, 0].min()), int(lm[mesh.FACE_OVAL, 0].max())
+        ys, xs = slice(y_brow, y_eye), slice(x0, x1)
+        upper = max(upper, np.abs(auto[k][ys, xs].astype(int) - real[ys, xs]).max())
+        mouth = slice(int(lm[mesh.LIPS_OUTER, 1].min()), int(lm[mesh.LIPS_OUTER, 1].max()))
+        assert np.abs(auto[k][mouth, xs].astype(int) - real[mouth, xs]).mean() > 0.5  # the mouth is rendered
+        eye_band += np.abs(shut[k][ys, xs].astype(int) - real[ys, xs]).mean() / len(range(0, len(auto), 5))
+    assert upper == 0  # brows and eyes: the recorded pixels
+    assert eye_band > 1.0  # drawn shut: the eyes rendered

@@ -2,7 +2,7 @@
 
 * :mod:`.labels` -- the segmentation labels of ``masks/*.png`` (one definition)
 * :mod:`.blend` -- premultiplied ``over``, masked ``blend``, ``paste`` of a square crop into a frame
-* :mod:`.masks` -- feathered masks: any polygon, the lower face (where speech changes pixels)
+* :mod:`.masks` -- feathered masks: any polygon, the lower face, what speech changes (below the nose), the eyes
 * :mod:`.fill` -- ``push_pull_fill``: unknown pixels from known ones across scales
 * :mod:`.frames` -- ``RecordedFrames``: a subject frame with its labels and paste mask, cached
 """
@@ -11,7 +11,7 @@ from .blend import blend, over, paste
 from .fill import push_pull_fill
 from .frames import RecordedFrames
 from .labels import BACKGROUND, FACE, HEAD, HEAD_LABELS, TORSO
-from .masks import feathered_polygon, lower_face_mask
+from .masks import eye_mask, feathered_polygon, lower_face_mask, speech_face_mask
 
 __all__ = ["BACKGROUND", "FACE", "HEAD", "HEAD_LABELS", "TORSO", "RecordedFrames", "blend",
-           "feathered_polygon", "lower_face_mask", "over", "paste", "push_pull_fill"]
+           "eye_mask", "feathered_polygon", "lower_face_mask", "over", "paste", "push_pull_fill", "speech_face_mask"]

@@ -17,14 +17,16 @@ import numpy as np
 from ..subject import Subject
 from .blend import paste
 
-MaskFn = Callable[[int, tuple[int, int]], np.ndarray]  # (frame index, (H, W)) -> float mask (H, W)
+MaskFn = Callable[[int, tuple[int, int]], "np.ndarray | tuple[np.ndarray, ...]"]  # (j, (H, W)) -> float (H, W) mask(s)
 
 
 class RecordedFrames:
     """Frame ``j`` of ``subject`` with its label map and the ``mask_fn`` mask cut to ``region``.
 
     ``region`` = (x0, y0, side) in subject pixels: the square a generated crop covers (no
-    ``mask_fn``: frames and labels only).
+    ``mask_fn``: frames and labels only). ``mask_fn`` may give several masks: a paste is blended under the
+    most of the first and the others weighted per paste (e.g. the eyes, where a drawn blink differs from
+    the recording).
     """
 
     def __init__(self, subject: Subject, region: tuple[int, int, int] = (0, 0, 0), mask_fn: MaskFn | None = None,
@@ -35,22 +37,36 @@ class RecordedFrames:
         self._lock = threading.Lock()
 
     def get(self, j: int) -> dict:
-        """``{"frame": (H, W, 3) uint8, "labels": (H, W) uint8, "mask": (side, side, 1) float32}``."""
+        """``{"frame": (H, W, 3) uint8, "labels": (H, W) uint8, "mask": (side, side, 1) float32,
+        "extra": [(side, side, 1) float16, ...]}`` (the masks after the first)."""
         with self._lock:
             if j in self._cache:
                 self._cache.move_to_end(j)
                 return self._cache[j]
         labels = self.subject.mask(j)
         x0, y0, side = self.region
-        mask = None if self.mask_fn is None else self.mask_fn(j, labels.shape)[y0:y0 + side, x0:x0 + side, None]
-        item = {"frame": self.subject.frame(j), "labels": labels, "mask": mask}
+        mask, extra = None, []
+        if self.mask_fn is not None:  # copies of the region: a view would keep the whole frame's mask alive
+            m = self.mask_fn(j, labels.shape)
+            mask, *extra = ([np.array(x[y0:y0 + side, x0:x0 + side, None]) for x in ([m] if isinstance(m, np.ndarray) else m)])
+            extra = [x.astype(np.float16) for x in extra]
+        item = {"frame": self.subject.frame(j), "labels": labels, "mask": mask, "extra": extra}
         with self._lock:
             self._cache[j] = item
             if len(self._cache) > self._size:
                 self._cache.popitem(last=False)
         return item
 
-    def paste(self, crop: np.ndarray, j: int) -> np.ndarray:
-        """Recorded frame ``j`` with ``crop`` (side-agnostic square) blended in under its mask."""
+    def mask(self, j: int, weights=()) -> np.ndarray:
+        """(side, side, 1) the paste mask of frame ``j``: the first mask, and where ``weights`` (one per
+        further mask, 0 leaves it out) say, the most of it and the others times their weight."""
         item = self.get(j)
-        return paste(item["frame"], crop, self.region, item["mask"])
+        out = item["mask"]
+        for x, w in zip(item["extra"], weights):
+            if w > 0:
+                out = np.maximum(out, x.astype(np.float32) * np.float32(min(w, 1.0)))
+        return out
+
+    def paste(self, crop: np.ndarray, j: int, weights=()) -> np.ndarray:
+        """Recorded frame ``j`` with ``crop`` (side-agnostic square) blended in under its mask (``mask``)."""
+        return paste(self.get(j)["frame"], crop, self.region, self.mask(j, weights))

@@ -120,15 +120,15 @@ class VisemeEngine(Engine):
                 face, _ = self.gen(to_tensor(draws[:, None], self.device, channels_last=True),
                                    torch.from_numpy(windows[ks]).to(self.device), boxes, return_mouth=False)
         crops = ((face.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-        return [self.comp.paste(crop, j) for crop, j in zip(crops, js)]
+        return [self.comp.paste(crop, j, rows.eye[k]) for crop, j, k in zip(crops, js, ks)]
 
     def composite_mask(self, rows: Drive, k: int) -> np.ndarray:
-        """The feathered lower-face mask of the replayed frame: where the rendered crop is pasted."""
+        """The feathered mask of what speech changes (and a drawn blink) in the replayed frame: where the
+        rendered crop is pasted."""
         j = int(rows.pose_index[k])
-        f = self.comp.frames
-        x0, y0, side = f.region
+        x0, y0, side = self.comp.frames.region
         full = np.zeros((self.subject.size, self.subject.size), np.float32)
-        m = f.get(j)["mask"][..., 0]
+        m = self.comp.mask(j, rows.eye[k])[..., 0]
         full[y0:y0 + m.shape[0], x0:x0 + m.shape[1]] = m
         return full
 
