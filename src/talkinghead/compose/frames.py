@@ -1,4 +1,5 @@
-"""``RecordedFrames``: the subject frames an engine pastes into, with labels and paste masks, cached.
+"""``RecordedFrames``: the subject frames an engine pastes into, with labels and paste masks, cached;
+``SpeechFrames``: those masks made of what speech changes (and a drawn blink).
 
 Rendering replays recorded frames (the drive's ``pose_index``); consecutive
 output frames mostly reuse a few of them, so each is read and its mask built
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..subject import Subject
 from .blend import paste
+from .masks import eye_mask, speech_face_mask
 
 MaskFn = Callable[[int, tuple[int, int]], "np.ndarray | tuple[np.ndarray, ...]"]  # (j, (H, W)) -> float (H, W) mask(s)
 
@@ -70,3 +72,25 @@ class RecordedFrames:
     def paste(self, crop: np.ndarray, j: int, weights=()) -> np.ndarray:
         """Recorded frame ``j`` with ``crop`` (side-agnostic square) blended in under its mask (``mask``)."""
         return paste(self.get(j)["frame"], crop, self.region, self.mask(j, weights))
+
+
+class SpeechFrames(RecordedFrames):
+    """Recorded frames a rendered crop goes into only where speech changes them: the lower face from under
+    the nose down (``speech_face_mask``), and the eyes (``eye_mask``) only as far as the drawn eye openness
+    differs from the frame's own (a blink added, ``--eye``); the eyes, brows, forehead, hair, torso and
+    background stay the recording. ``landmarks`` (N, 478, 2+) in subject pixels; paste with
+    ``paste(crop, j, weights(j, eye))``."""
+
+    def __init__(self, subject: Subject, region: tuple[int, int, int], landmarks: np.ndarray, cache: int = 64):
+        feather = max(3.0, region[2] / 40)
+        super().__init__(subject, region, lambda j, shape: (speech_face_mask(landmarks[j], shape, feather),
+                                                            eye_mask(landmarks[j], shape, feather / 2)), cache)
+        self.eye = subject.tracks["eye"]
+
+    def weights(self, j: int, eye: np.ndarray | None) -> tuple[float]:
+        """The eye mask's weight: how far the drawn openness (the more of both eyes) differs from frame j's
+        own: 0 (the recording, within 2 %) … 1 (15 % off)."""
+        if eye is None:
+            return (0.0,)
+        off = float(np.abs(np.asarray(eye, np.float64) / np.maximum(self.eye[j], 1e-3) - 1.0).max())
+        return (min(1.0, max(0.0, (off - 0.02) / 0.13)),)

@@ -6,7 +6,10 @@ code (momentum smoothed over time, a state the render session carries), the eye
 feature and the head pose of the replayed training frame (or a user pose)
 condition the head field; head and torso are composited over the background
 plate at render resolution and the result is pasted over the full-resolution
-plate with the rendered alpha. Look-ahead: the attention over 8 windows reaches
+plate with the rendered alpha. A drive that replays recorded frames as they were
+(no pose or background of its own) keeps them and takes from the render only
+what speech changes (``compose.SpeechFrames``: the lower face from under the
+nose, the eyes while a drawn blink differs). Look-ahead: the attention over 8 windows reaches
 3 frames ahead and each viseme window 4 more (7 frames, 280 ms at 25 fps; 3
 with ``audio=mel``).
 """
@@ -21,7 +24,7 @@ import numpy as np
 import torch
 
 from ...audio.windows import audio_channels, feature_windows, input_stats, window_features
-from ...compose import over
+from ...compose import SpeechFrames, over
 from ...subject import Subject
 from ..base import Drive, Engine, EngineConfig
 from .audio import momentum_smooth
@@ -147,6 +150,7 @@ class NerfEngine(Engine):
         eng.K = torch.from_numpy(eng.data.K).to(device)
         split = subject.split("train")
         eng.n_train = int(split[-1]) if len(split) else 0
+        eng.frames = SpeechFrames(subject, (0, 0, subject.size), subject.tracks["landmarks"])
         return eng
 
     def _plates(self, rows: Drive, state: dict) -> tuple[np.ndarray, torch.Tensor]:
@@ -180,6 +184,20 @@ class NerfEngine(Engine):
             if S != size:
                 colour = cv2.resize(colour, (S, S), interpolation=cv2.INTER_LINEAR)
                 alpha = cv2.resize(alpha, (S, S), interpolation=cv2.INTER_LINEAR)
-            frame = over(colour * 255, alpha, plate_full.astype(np.float32))
-            out.append(np.clip(frame, 0, 255).round().astype(np.uint8))
+            frame = np.clip(over(colour * 255, alpha, plate_full.astype(np.float32)), 0, 255).round().astype(np.uint8)
+            if self._replays(rows):  # the recorded frame, with what speech changes from the render
+                frame = self.frames.paste(frame, j, self.frames.weights(j, rows.eye[k]))
+            out.append(frame)
         return out
+
+    @staticmethod
+    def _replays(rows: Drive) -> bool:
+        """The drive replays recorded frames as they were (no pose of its own, no other background)."""
+        return rows.rotation is None and rows.background is None
+
+    def composite_mask(self, rows: Drive, k: int) -> np.ndarray | None:
+        """Replaying: where the render replaces the recorded frame (``SpeechFrames``); else all of it."""
+        if not self._replays(rows):
+            return None
+        j = int(rows.pose_index[k])
+        return self.frames.mask(j, self.frames.weights(j, rows.eye[k]))[..., 0]

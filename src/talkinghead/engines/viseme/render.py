@@ -1,10 +1,10 @@
 """Inference helpers: the upper-face drawings of replayed frames and the paste back into them.
 
 The rendered model crop is resized to the model box and blended into subject
-frame j under a feathered mask of what speech changes: j's lower face from under
-the nose down (``compose.speech_face_mask``), and each eye only as far as the
-drawn openness differs from j's own (a blink added, ``--eye``). So the eyes,
-brows, forehead, hair, torso and background stay the recorded, sharp pixels.
+frame j only where speech changes it (``compose.SpeechFrames``: the lower face
+from under the nose down, the eyes only while a drawn blink differs from j's),
+so the eyes, brows, forehead, hair, torso and background stay the recorded,
+sharp pixels.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...compose import RecordedFrames, eye_mask, speech_face_mask
+from ...compose import SpeechFrames
 from ...subject import Subject
 from . import drawing as D
 from ...motion import MOUTH_POINTS
@@ -31,10 +31,7 @@ class Compositor:
         self.store, self.box, self.lm = store, store.box, store.landmarks
         self.eye = subject.tracks["eye"]
         x0, y0, side = self.box
-        region = (int(round(x0)), int(round(y0)), int(round(side)))
-        feather = max(3.0, region[2] / 40)
-        self.frames = RecordedFrames(subject, region, lambda j, shape: (
-            speech_face_mask(self.lm[j], shape, feather), eye_mask(self.lm[j], shape, feather / 2)), cache)
+        self.frames = SpeechFrames(subject, (int(round(x0)), int(round(y0)), int(round(side))), self.lm, cache)
 
     def upper_drawing(self, j: int, eye: np.ndarray | None = None) -> np.ndarray:
         lm = self.lm[j]
@@ -56,17 +53,9 @@ class Compositor:
         full = D.draw(lm, self.box, st.size, full=True, labels=labels)
         return full, D.draw(lm, st.mouth_box_subject(j), st.mouth_size, full=True)
 
-    def eye_weights(self, j: int, eye: np.ndarray | None) -> np.ndarray:
-        """(1,) how far the drawn eyes' openness differs from frame j's own (the more of the two): 0 (the
-        recording, within 2 %) … 1 (15 % off)."""
-        if eye is None:
-            return np.zeros(1)
-        off = np.abs(np.asarray(eye, np.float64) / np.maximum(self.eye[j], 1e-3) - 1.0).max()
-        return np.clip([(off - 0.02) / 0.13], 0.0, 1.0)
-
     def mask(self, j: int, eye: np.ndarray | None = None) -> np.ndarray:
         """(side, side, 1) where the rendered crop replaces frame j (drawn at openness ``eye``)."""
-        return self.frames.mask(j, self.eye_weights(j, eye))
+        return self.frames.mask(j, self.frames.weights(j, eye))
 
     def paste(self, crop: np.ndarray, j: int, eye: np.ndarray | None = None) -> np.ndarray:
-        return self.frames.paste(crop, j, self.eye_weights(j, eye))
+        return self.frames.paste(crop, j, self.frames.weights(j, eye))
