@@ -10,7 +10,7 @@ import talkinghead
 ROOT = Path(talkinghead.__file__).parent
 # floor of each top-level module or package; a module may import its own floor and the ones below
 FLOORS = {
-    "errors": 0, "utils": 0, "outputs": 0, "progress": 0, "io": 0, "geometry": 0, "data": 0,
+    "errors": 0, "utils": 0, "lru": 0, "outputs": 0, "progress": 0, "io": 0, "geometry": 0, "data": 0,
     "audio": 1, "subject": 1, "nn": 1, "metrics": 1,
     "compose": 2, "motion": 2,
     "engines": 3,

@@ -309,3 +309,19 @@ def test_the_recorded_eyes_and_brows_stay_unless_a_blink_is_drawn(trained):
         eye_band += np.abs(shut[k][ys, xs].astype(int) - real[ys, xs]).mean() / len(range(0, len(auto), 5))
     assert upper == 0  # brows and eyes: the recorded pixels
     assert eye_band > 1.0  # drawn shut: the eyes rendered
+
+
+def test_replayed_frames_reuse_their_drawings_features_and_render_the_same(trained):
+    from talkinghead.drive import build_drive
+    from talkinghead.engines.modeldir import load_engine
+
+    eng = load_engine(trained["model"], "cpu")
+    d = build_drive(eng, text="Papa bought a map.", pose="train")
+    first = np.stack(list(eng.render(d, batch_size=8)))
+    kept = len(eng.upper)
+    assert kept == len({(int(j), e.tobytes()) for j, e in zip(d.pose_index, d.eye.astype(np.float32))})
+    calls = []
+    eng.comp.upper_drawing = lambda *a: calls.append(a)  # every drawing's features are kept: none is drawn
+    again = np.stack(list(eng.render(d, batch_size=5)))  # other batches: features from other batch mates
+    assert not calls and len(eng.upper) == kept
+    assert np.abs(again.astype(int) - first).max() <= 2

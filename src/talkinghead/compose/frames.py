@@ -9,12 +9,11 @@ current one is pasted.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
 
+from ..lru import Lru
 from ..subject import Subject
 from .blend import paste
 from .masks import eye_mask, speech_face_mask
@@ -34,30 +33,24 @@ class RecordedFrames:
     def __init__(self, subject: Subject, region: tuple[int, int, int] = (0, 0, 0), mask_fn: MaskFn | None = None,
                  cache: int = 64):
         self.subject, self.region, self.mask_fn = subject, tuple(int(v) for v in region), mask_fn
-        self._cache: OrderedDict[int, dict] = OrderedDict()
-        self._size = cache
-        self._lock = threading.Lock()
+        self._cache = Lru(cache)
 
     def get(self, j: int) -> dict:
         """``{"frame": (H, W, 3) uint8, "labels": (H, W) uint8, "mask": (side, side, 1) float32,
         "extra": [(side, side, 1) float16, ...]}`` (the masks after the first)."""
-        with self._lock:
-            if j in self._cache:
-                self._cache.move_to_end(j)
-                return self._cache[j]
+        item = self._cache.get(j)
+        if item is not None:
+            return item
         labels = self.subject.mask(j)
         x0, y0, side = self.region
         mask, extra = None, []
         if self.mask_fn is not None:  # copies of the region: a view would keep the whole frame's mask alive
             m = self.mask_fn(j, labels.shape)
-            mask, *extra = ([np.array(x[y0:y0 + side, x0:x0 + side, None]) for x in ([m] if isinstance(m, np.ndarray) else m)])
+            mask, *extra = [np.array(x[y0:y0 + side, x0:x0 + side, None]) for x in
+                            ([m] if isinstance(m, np.ndarray) else m)]
             extra = [x.astype(np.float16) for x in extra]
         item = {"frame": self.subject.frame(j), "labels": labels, "mask": mask, "extra": extra}
-        with self._lock:
-            self._cache[j] = item
-            if len(self._cache) > self._size:
-                self._cache.popitem(last=False)
-        return item
+        return self._cache.put(j, item)
 
     def mask(self, j: int, weights=()) -> np.ndarray:
         """(side, side, 1) the paste mask of frame ``j``: the first mask, and where ``weights`` (one per

@@ -10,7 +10,6 @@ them into any frame's crop through GAMEM (``warp_in``) and save itself
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
 from dataclasses import asdict
 
 import numpy as np
@@ -21,6 +20,7 @@ from ...audio.windows import (audio_channels, feature_windows, local_mel_stats, 
                               renormalise)
 from ...geometry import face as mesh
 from ...geometry.pose import project
+from ...lru import Lru
 from ...motion import ExpressionConfig, ExpressionModel
 from ...motion.metrics import mouth_metrics
 from ...subject import Subject
@@ -101,7 +101,7 @@ class Parts:
         self.mouth_px = project(lips, tr["rotation"][self.c].astype(np.float64),
                                 tr["translation"][self.c].astype(np.float64),
                                 tr["intrinsics"].astype(np.float64)).mean(0)
-        self._maps: OrderedDict = OrderedDict()
+        self._maps = Lru(64)
         self._low: dict[int, torch.Tensor] = {}
 
     # ---- canonical points ------------------------------------------------------------------------
@@ -161,9 +161,9 @@ class Parts:
     def crop_map(self, j: int, cam: Camera | None = None) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
         """(origin, canonical pixels (Hc*Wc, 2) of the crop's pixel centres, region mask (1, 1, Hc, Wc))."""
         key = (j, self.depth.depth._version) if cam is None else None
-        if key in self._maps:
-            self._maps.move_to_end(key)
-            return self._maps[key]
+        hit = self._maps.get(key) if key is not None else None
+        if hit is not None:
+            return hit
         origin = self.data.origin_of(j, cam)
         cam = cam or frame_camera(self.subject, j, self.device)
         w, h = self.data.crop_wh
@@ -179,11 +179,7 @@ class Parts:
         g = (self.uv(q) * 2 - 1).reshape(1, h, w, 2)
         mask = F.grid_sample(self.mask, g, mode="bilinear", padding_mode="zeros", align_corners=False)
         out = (origin, q, mask)
-        if key is not None:
-            self._maps[key] = out
-            if len(self._maps) > 64:
-                self._maps.popitem(last=False)
-        return out
+        return self._maps.put(key, out) if key is not None else out
 
     def warp_in(self, j: int, code: torch.Tensor, cam: Camera | None = None, frame: np.ndarray | None = None):
         """(real crop, lips warped into it, region mask), each (1, C, Hc, Wc), for frame j and a code."""

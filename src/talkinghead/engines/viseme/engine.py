@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ...audio.windows import audio_channels, input_stats, window_features
+from ...lru import Lru
 from ...subject import Subject
 from ..base import Drive, Engine, EngineConfig
 from . import drawing as D
@@ -98,13 +99,22 @@ class VisemeEngine(Engine):
         eng.oracle.load_state_dict(ck["oracle"])
         eng.oracle = eng.oracle.eval().to(memory_format=torch.channels_last)
         eng.comp = Compositor(subject, eng.store)
+        # keypoint features of the upper-face drawings (replayed frame, eye openness), which depend on the
+        # drawing alone: a replay passes the same frames again and again (~1/3 of the network's time)
+        eng.upper = Lru(256)
         return eng
 
     def prepare_batch(self, rows: Drive, ks: np.ndarray):
-        """The upper-face drawings of the replayed frames, eyes set to the drive's openness; with
-        ``rows.mouth`` (--lips audio) the full drawings (and mouth drawings) with the predicted mouth."""
+        """Per frame its upper-face drawing's key (replayed frame, eye openness) and either the keypoint
+        features already computed for it (``self.upper``) or the drawing, eyes set to the drive's
+        openness; with ``rows.mouth`` (--lips audio) the full drawings (and mouth drawings) with the
+        predicted mouth."""
         if rows.mouth is None:
-            return np.stack([self.comp.upper_drawing(int(rows.pose_index[k]), rows.eye[k]) for k in ks])
+            keys = [(int(rows.pose_index[k]), rows.eye[k].astype(np.float32).tobytes()) for k in ks]
+            feats = [self.upper.get(key) for key in keys]  # held here: a later eviction cannot lose them
+            draws = [self.comp.upper_drawing(key[0], rows.eye[k]) if f is None else None
+                     for key, f, k in zip(keys, feats, ks)]
+            return keys, feats, draws
         pairs = [self.comp.full_drawing(int(rows.pose_index[k]), rows.mouth[k], rows.eye[k]) for k in ks]
         return tuple(np.stack(x) for x in zip(*pairs))
 
@@ -117,10 +127,21 @@ class VisemeEngine(Engine):
                                       to_tensor(draws[1][:, None], self.device, channels_last=True), boxes)
             else:
                 windows = audio_windows(self.cfg.audio, rows.visemes, rows.mel_windows)
-                face, _ = self.gen(to_tensor(draws[:, None], self.device, channels_last=True),
-                                   torch.from_numpy(windows[ks]).to(self.device), boxes, return_mouth=False)
+                face, _ = self.gen.from_keypoints(self._keypoints(*draws), torch.from_numpy(windows[ks]).to(self.device),
+                                                  boxes, return_mouth=False)
         crops = ((face.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
         return [self.comp.paste(crop, j, rows.eye[k]) for crop, j, k in zip(crops, js, ks)]
+
+    def _keypoints(self, keys, feats, draws) -> torch.Tensor:
+        """The keypoint encoder's features of a batch: those prepared, the rest encoded now and kept."""
+        todo = [i for i, f in enumerate(feats) if f is None]
+        if todo:
+            new = self.gen.kp_enc(to_tensor(np.stack([draws[i] for i in todo])[:, None], self.device,
+                                            channels_last=True))
+            feats = list(feats)
+            for i, f in zip(todo, new):
+                feats[i] = self.upper.put(keys[i], f)
+        return torch.stack(feats).contiguous(memory_format=torch.channels_last)
 
     def composite_mask(self, rows: Drive, k: int) -> np.ndarray:
         """The feathered mask of what speech changes (and a drawn blink) in the replayed frame: where the

@@ -250,7 +250,13 @@ class VisemeGenerator(nn.Module):
 
     def forward(self, drawing: torch.Tensor, audio: torch.Tensor, mouth_box: torch.Tensor,
                 return_mouth: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        z = self.encode(drawing, audio)
+        return self.from_keypoints(self.kp_enc(drawing), audio, mouth_box, return_mouth)
+
+    def from_keypoints(self, kp: torch.Tensor, audio: torch.Tensor, mouth_box: torch.Tensor,
+                       return_mouth: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``forward`` from the keypoint encoder's output ``kp`` (a drawing's features depend on the
+        drawing alone: inference keeps them for frames it replays again)."""
+        z = self.fuse(torch.cat([kp, self.audio_enc(audio)], dim=1))
         feat_f = self.face_dec(z)
         feat_m = self.mouth_dec(z)
         pasted = paste_features(feat_f, feat_m, mouth_box, float(self.cfg.size), self.cfg.feather,
