@@ -14,7 +14,8 @@ from talkinghead.audio.wav import SAMPLE_RATE
 @pytest.fixture(scope="module")
 def live(viseme_model):
     from talkinghead.engines.modeldir import load_engine
-    from talkinghead.serve.render import IdleLoop, LockedEngine, Renderer, Utterance
+    from talkinghead.serve.idle import IdleLoop
+    from talkinghead.serve.render import LockedEngine, Renderer, Utterance
 
     engine = LockedEngine(load_engine(viseme_model, "cpu"))
     loop = IdleLoop(engine, seconds=2.0)
@@ -75,7 +76,7 @@ def test_idle_loop_follows_the_motion_learners_listening_motion(live, viseme_mod
     from talkinghead.engines.modeldir import load_engine
     from talkinghead.motion import MotionModel
     from talkinghead.motion.head import pose_vectors
-    from talkinghead.serve.render import calm_window, idle_frames, silence
+    from talkinghead.serve.idle import calm_window, idle_frames, silence
 
     subject, order = live["engine"].subject, live["loop"].order
     lo, hi = subject.meta["split"]["train"]

@@ -6,7 +6,7 @@ or said into the microphone; Stop interrupts at once. Programs drive the same
 stream through the WebSocket ``/ws`` (streamed PCM or text, ``speaking`` /
 ``idle`` events, ``interrupt``) or fetch an mp4 from ``POST /say``.
 
-How it fits together: ``render.IdleLoop`` renders the idle person once;
+How it fits together: ``idle.IdleLoop`` renders the idle person once;
 each answer is an ``render.Utterance`` rendered a few frames at a time by the
 ``render.Renderer`` workers as its audio arrives; each session's
 ``timeline.Timeline`` decides, slot by slot, which picture and which audio go

@@ -35,7 +35,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from ..audio.wav import SAMPLE_RATE, load_audio
 from ..drive.speech import read_speech
 from ..errors import InputError, TalkingHeadError
-from .render import DecoderPool, IdleLoop, LockedEngine, Renderer, Utterance
+from .idle import IdleLoop
+from .render import DecoderPool, LockedEngine, Renderer, Utterance
 from .timeline import Timeline
 from .tracks import TimelineAudio, TimelineVideo
 

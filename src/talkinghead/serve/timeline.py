@@ -24,7 +24,8 @@ import numpy as np
 
 from ..audio.wav import SAMPLE_RATE
 from ..errors import InputError
-from .render import IdleLoop, Renderer, Utterance
+from .idle import IdleLoop
+from .render import Renderer, Utterance
 
 LEAD = 3  # an answer's head motion starts this many loop frames past the idle position (its render time)
 
