@@ -140,7 +140,7 @@ class VisemeEngine(Engine):
                                             channels_last=True))
             feats = list(feats)
             for i, f in zip(todo, new):
-                feats[i] = self.upper.put(keys[i], f)
+                feats[i] = self.upper.put(keys[i], f.clone())  # its own storage, not a view of the batch
         return torch.stack(feats).contiguous(memory_format=torch.channels_last)
 
     def composite_mask(self, rows: Drive, k: int) -> np.ndarray:
