@@ -231,3 +231,31 @@ def test_natural_blinks_over_a_replay_whose_recording_never_blinks():
     assert 2 <= len(starts) <= 5  # one every 2-6 s
     assert np.all(np.diff(starts) >= 2.0 * 25 - 6)
     assert np.array_equal(nat, Schedule(s, pose=frames, blink="natural", seed=3).rows(0, len(frames))["eye"])
+
+
+def test_auto_blinks_are_added_only_where_the_recording_seldom_blinks():
+    from types import SimpleNamespace
+
+    from talkinghead.drive.build import resolved_blink
+    from talkinghead.drive.schedule import blink_rate
+    from talkinghead.subject import Subject
+
+    class FakeSubject(Subject):
+        pass
+
+    def subject(blink_every_s: float | None) -> Subject:
+        s = FakeSubject.__new__(FakeSubject)
+        eye = np.full((1500, 2), 0.3)  # 60 s at 25 fps
+        if blink_every_s:
+            for t in np.arange(1.0, 60.0, blink_every_s):
+                eye[int(t * 25):int(t * 25) + 4] = 0.05
+        s.__dict__.update(meta={"split": {"train": [0, 1500]}, "fps": 25.0}, tracks={"eye": eye})
+        return s
+
+    assert blink_rate(subject(None)) == 0 and blink_rate(subject(4.0)) == pytest.approx(15, abs=1)
+    draws = SimpleNamespace(eye_control=True, subject=subject(30.0))  # 2 blinks a minute
+    assert resolved_blink(draws, "auto", "train") == "natural" == resolved_blink(draws, "auto", "audio")
+    assert resolved_blink(draws, "auto", np.arange(10)) == "auto"  # given frames: as recorded (evaluation)
+    assert resolved_blink(draws, "auto", "still") == "auto" and resolved_blink(draws, "none", "train") == "none"
+    assert resolved_blink(SimpleNamespace(eye_control=True, subject=subject(4.0)), "auto", "train") == "auto"
+    assert resolved_blink(SimpleNamespace(eye_control=False, subject=subject(None)), "auto", "train") == "auto"

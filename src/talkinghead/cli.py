@@ -182,8 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--crop", action="store_true", help="write the subject's square crop instead of the source "
                    "video's own frame size")
     s.add_argument("--blink", default="auto", choices=["auto", "natural", "none"],
-                   help="auto: the replayed frames' own eyes; natural: blinks every 2-6 s added (a video with few "
-                        "blinks; engines with eye control); none: eyes held open")
+                   help="auto: the replayed frames' own eyes (natural blinks added where the video blinks under "
+                        "8 times a minute, engines with eye control); natural: blinks every 2-6 s added; none: "
+                        "eyes held open")
     s.add_argument("--eye", type=float, help="fixed eye openness, 0 closed … 1 open (overrides --blink)")
     s.add_argument("--background", help="an image to put behind the person (engines with a background plate)")
     s.add_argument("--device", default="auto")

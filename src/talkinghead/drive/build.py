@@ -16,7 +16,7 @@ from ..audio.windows import mel_stats
 from ..engines.base import Drive, Engine
 from ..errors import InputError
 from ..motion import MOTION_FILE, MotionModel
-from .schedule import Poses, Schedule
+from .schedule import Poses, Schedule, blink_rate
 from .speech import Speech, load_speech
 
 
@@ -45,6 +45,18 @@ def default_lips(engine: Engine) -> str:
     """``audio`` (the expression learner's landmarks) for engines that render from landmarks when the model
     has a motion learner (measured better on held-out frames: see the README), else ``engine``."""
     return "audio" if engine.landmark_lips and (engine.model_dir / MOTION_FILE).is_file() else "engine"
+
+
+SELDOM_BLINKS = 8.0  # a minute: a recording that blinks less gets natural blinks added to its replay
+
+
+def resolved_blink(engine: Engine, blink: str, pose) -> str:
+    """``auto`` for an engine that draws the eyes, replaying a recording that blinks seldom (under
+    ``SELDOM_BLINKS`` a minute; people blink ~15-20 times): ``natural`` (blinks added); else as given.
+    Given frame indices (self-driven evaluation), poses from a file and a still pose are left alone."""
+    if blink != "auto" or not engine.eye_control or not (isinstance(pose, str) and pose in ("train", "audio")):
+        return blink
+    return "natural" if blink_rate(engine.subject) < SELDOM_BLINKS else "auto"
 
 
 def check_request(engine: Engine, pose="train", background=None, eye_level: float | None = None,
@@ -79,6 +91,7 @@ def build_drive(engine: Engine, audio: str | Path | None = None, text: str | Non
         want = engine.features if str(pose) != "audio" and lips != "audio" else ("visemes", "mel")
         speech = load_speech(audio, text, subject.fps, want)
     motion = motion_of(engine) if str(pose) == "audio" or lips == "audio" else None
+    blink = resolved_blink(engine, blink, pose)
     if str(pose) == "audio":
         pose = Poses(motion.head_motion(speech.visemes, speech.mel_windows, seed),
                      engine.free_pose and engine.render_learned_pose)

@@ -64,6 +64,14 @@ def open_eye_level(subject: Subject) -> np.ndarray:
     return np.percentile(subject.tracks["eye"][lo:hi], 70, axis=0)
 
 
+def blink_rate(subject: Subject) -> float:
+    """Blinks a minute in the training frames (both eyes under 60 % of open, counted where they start)."""
+    lo, hi = subject.meta["split"]["train"]
+    shut = (subject.tracks["eye"][lo:hi] < 0.6 * open_eye_level(subject)).all(1)
+    starts = int(np.count_nonzero(shut[1:] & ~shut[:-1]) + (1 if len(shut) and shut[0] else 0))
+    return starts / max((hi - lo) / subject.fps / 60.0, 1e-9)
+
+
 def has_blink(subject: Subject, frames: np.ndarray) -> bool:
     """Whether the recorded ``frames`` show a blink (both eyes under 60 % of open)."""
     return bool((subject.tracks["eye"][np.asarray(frames)] < 0.6 * open_eye_level(subject)).all(1).any())

@@ -27,7 +27,7 @@ from ..audio.stream import FeatureStream
 from ..audio.windows import mel_sums, stats_from_sums
 from ..engines.base import Drive, Engine
 from ..errors import InputError
-from .build import check_request, read_background
+from .build import check_request, read_background, resolved_blink
 from .schedule import Schedule
 
 
@@ -40,7 +40,8 @@ class DriveStream:
                              "or a pose file")
         check_request(engine, pose, background, eye_level, blink=blink)
         self.fps = engine.subject.fps
-        self.schedule = Schedule(engine.subject, pose=pose, blink=blink, eye_level=eye_level, seed=seed)
+        self.schedule = Schedule(engine.subject, pose=pose, blink=resolved_blink(engine, blink, pose),
+                                 eye_level=eye_level, seed=seed)
         self.features = FeatureStream(self.fps, phones=phones, recognise=recognise, features=engine.features,
                                       commit_s=commit_s, decoder=decoder)
         self.background = read_background(background) if isinstance(background, (str, Path)) else background
