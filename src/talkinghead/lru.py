@@ -33,10 +33,6 @@ class Lru:
                 self._items.popitem(last=False)
         return value
 
-    def __contains__(self, key: Hashable) -> bool:
-        with self._lock:
-            return key in self._items
-
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)

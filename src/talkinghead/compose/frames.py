@@ -71,8 +71,8 @@ class SpeechFrames(RecordedFrames):
     """Recorded frames a rendered crop goes into only where speech changes them: the lower face from under
     the nose down (``speech_face_mask``), and the eyes (``eye_mask``) only as far as the drawn eye openness
     differs from the frame's own (a blink added, ``--eye``); the eyes, brows, forehead, hair, torso and
-    background stay the recording. ``landmarks`` (N, 478, 2+) in subject pixels; paste with
-    ``paste(crop, j, weights(j, eye))``."""
+    background stay the recording. ``landmarks`` (N, 478, 2+) in subject pixels; ``eye``: the openness
+    the crop was drawn at (None: the frame's own)."""
 
     def __init__(self, subject: Subject, region: tuple[int, int, int], landmarks: np.ndarray, cache: int = 64):
         feather = max(3.0, region[2] / 40)
@@ -87,3 +87,11 @@ class SpeechFrames(RecordedFrames):
             return (0.0,)
         off = float(np.abs(np.asarray(eye, np.float64) / np.maximum(self.eye[j], 1e-3) - 1.0).max())
         return (min(1.0, max(0.0, (off - 0.02) / 0.13)),)
+
+    def mask_for(self, j: int, eye: np.ndarray | None) -> np.ndarray:
+        """(side, side, 1) where a crop drawn at openness ``eye`` replaces frame j."""
+        return self.mask(j, self.weights(j, eye))
+
+    def paste_for(self, crop: np.ndarray, j: int, eye: np.ndarray | None) -> np.ndarray:
+        """Recorded frame j with ``crop`` (drawn at openness ``eye``) blended in under ``mask_for``."""
+        return self.paste(crop, j, self.weights(j, eye))

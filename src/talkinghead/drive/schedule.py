@@ -64,17 +64,22 @@ def open_eye_level(subject: Subject) -> np.ndarray:
     return np.percentile(subject.tracks["eye"][lo:hi], 70, axis=0)
 
 
+def eyes_shut(subject: Subject, frames: np.ndarray) -> np.ndarray:
+    """(len(frames),) bool: the recorded frames where both eyes are under 60 % of open (a blink)."""
+    return (subject.tracks["eye"][np.asarray(frames)] < 0.6 * open_eye_level(subject)).all(1)
+
+
 def blink_rate(subject: Subject) -> float:
-    """Blinks a minute in the training frames (both eyes under 60 % of open, counted where they start)."""
+    """Blinks a minute in the training frames (``eyes_shut``, counted where they start)."""
     lo, hi = subject.meta["split"]["train"]
-    shut = (subject.tracks["eye"][lo:hi] < 0.6 * open_eye_level(subject)).all(1)
+    shut = eyes_shut(subject, np.arange(lo, hi))
     starts = int(np.count_nonzero(shut[1:] & ~shut[:-1]) + (1 if len(shut) and shut[0] else 0))
     return starts / max((hi - lo) / subject.fps / 60.0, 1e-9)
 
 
 def has_blink(subject: Subject, frames: np.ndarray) -> bool:
-    """Whether the recorded ``frames`` show a blink (both eyes under 60 % of open)."""
-    return bool((subject.tracks["eye"][np.asarray(frames)] < 0.6 * open_eye_level(subject)).all(1).any())
+    """Whether the recorded ``frames`` show a blink (``eyes_shut``)."""
+    return bool(eyes_shut(subject, frames).any())
 
 
 def load_pose_table(path: str | Path) -> np.ndarray:

@@ -186,7 +186,7 @@ class NerfEngine(Engine):
                 alpha = cv2.resize(alpha, (S, S), interpolation=cv2.INTER_LINEAR)
             frame = np.clip(over(colour * 255, alpha, plate_full.astype(np.float32)), 0, 255).round().astype(np.uint8)
             if self._replays(rows):  # the recorded frame, with what speech changes from the render
-                frame = self.frames.paste(frame, j, self.frames.weights(j, rows.eye[k]))
+                frame = self.frames.paste_for(frame, j, rows.eye[k])
             out.append(frame)
         return out
 
@@ -199,5 +199,4 @@ class NerfEngine(Engine):
         """Replaying: where the render replaces the recorded frame (``SpeechFrames``); else all of it."""
         if not self._replays(rows):
             return None
-        j = int(rows.pose_index[k])
-        return self.frames.mask(j, self.frames.weights(j, rows.eye[k]))[..., 0]
+        return self.frames.mask_for(int(rows.pose_index[k]), rows.eye[k])[..., 0]

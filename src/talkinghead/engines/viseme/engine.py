@@ -130,7 +130,7 @@ class VisemeEngine(Engine):
                 face, _ = self.gen.from_keypoints(self._keypoints(*draws), torch.from_numpy(windows[ks]).to(self.device),
                                                   boxes, return_mouth=False)
         crops = ((face.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-        return [self.comp.paste(crop, j, rows.eye[k]) for crop, j, k in zip(crops, js, ks)]
+        return [self.comp.frames.paste_for(crop, j, rows.eye[k]) for crop, j, k in zip(crops, js, ks)]
 
     def _keypoints(self, keys, feats, draws) -> torch.Tensor:
         """The keypoint encoder's features of a batch: those prepared, the rest encoded now and kept."""
@@ -149,7 +149,7 @@ class VisemeEngine(Engine):
         j = int(rows.pose_index[k])
         x0, y0, side = self.comp.frames.region
         full = np.zeros((self.subject.size, self.subject.size), np.float32)
-        m = self.comp.mask(j, rows.eye[k])[..., 0]
+        m = self.comp.frames.mask_for(j, rows.eye[k])[..., 0]
         full[y0:y0 + m.shape[0], x0:x0 + m.shape[1]] = m
         return full
 

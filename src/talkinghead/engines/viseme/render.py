@@ -52,10 +52,3 @@ class Compositor:
         labels = self.frames.get(j)["labels"]
         full = D.draw(lm, self.box, st.size, full=True, labels=labels)
         return full, D.draw(lm, st.mouth_box_subject(j), st.mouth_size, full=True)
-
-    def mask(self, j: int, eye: np.ndarray | None = None) -> np.ndarray:
-        """(side, side, 1) where the rendered crop replaces frame j (drawn at openness ``eye``)."""
-        return self.frames.mask(j, self.frames.weights(j, eye))
-
-    def paste(self, crop: np.ndarray, j: int, eye: np.ndarray | None = None) -> np.ndarray:
-        return self.frames.paste(crop, j, self.frames.weights(j, eye))
