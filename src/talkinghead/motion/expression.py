@@ -62,6 +62,7 @@ class ExpressionConfig:
     loss_power: float = 0.0  # coefficient weights = variance ** loss_power (1: squared error of the landmarks)
     mel_dropout: float = 0.3  # share of training sequences with their log-mel removed
     context: int = 125  # frames whose statistics normalise a training sequence (5 s at 25 fps)
+    w_moment: float = 0.0  # per-sequence deviation of each coefficient and of its velocity against the truth's
 
 
 class MouthPCA(nn.Module):
@@ -89,7 +90,12 @@ class MouthPCA(nn.Module):
 
     def encode(self, canon: np.ndarray) -> np.ndarray:
         """(N, 478, 2+) pose-free landmarks → (N, K) float32 coefficients."""
-        c = (self.flat(canon) - self.mean.numpy()) @ self.comps.numpy().T / self.scale.numpy()
+        return self.encode_points(np.asarray(canon)[:, MOUTH_POINTS, :2])
+
+    def encode_points(self, points: np.ndarray) -> np.ndarray:
+        """(N, len(MOUTH_POINTS), 2) pose-free mouth and jaw points (``points``' inverse) → (N, K) float32."""
+        x = np.asarray(points, np.float64).reshape(len(points), -1)
+        c = (x - self.mean.numpy()) @ self.comps.numpy().T / self.scale.numpy()
         return c.astype(np.float32)
 
     def points(self, coeffs: np.ndarray) -> np.ndarray:
@@ -184,14 +190,20 @@ class ExpressionModel(nn.Module):
 
     def member_losses(self, windows: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Coefficient and velocity losses, summed over the members (each learns on its own)."""
-        coef = vel = 0.0
+        coef = vel = mom = 0.0
         dt = target[:, 1:] - target[:, :-1]
         w = self.loss_weights().to(target.device)
         for m in self.members:
             p = m(windows)
             coef = coef + (((p - target) ** 2) * w).mean()
-            vel = vel + ((((p[:, 1:] - p[:, :-1]) - dt) ** 2) * w).mean()
-        return {"coef": coef, "velocity": self.cfg.w_velocity * vel}
+            dp = p[:, 1:] - p[:, :-1]
+            vel = vel + (((dp - dt) ** 2) * w).mean()
+            if self.cfg.w_moment > 0:
+                mom = mom + (((p.std(1) - target.std(1)) ** 2 + (dp.std(1) - dt.std(1)) ** 2) * w).mean()
+        out = {"coef": coef, "velocity": self.cfg.w_velocity * vel}
+        if self.cfg.w_moment > 0:
+            out["moment"] = self.cfg.w_moment * mom
+        return out
 
     @torch.no_grad()
     def predict(self, windows: np.ndarray) -> np.ndarray:

@@ -51,7 +51,11 @@ class HeadConfig:
     w_moment: float = 5.0
     w_rec: float = 0.1
     w_start: float = 1.0
+    w_rhythm: float = 0.0  # how motion goes with loudness: the chunk's correlation of the two against the real one's
     join_smooth: float = 0.0  # sigma (frames) of a smoothing over a generated track (0: none; joins are smooth)
+    # a long track chains chunks, each conditioned on the last generated: where a chunk's mean pose strays past
+    # this many deviations of the person's own, the excess is taken back over the chunk (else it ran away)
+    keep_within: float = 1.0
 
 
 def pose_vectors(rotation: np.ndarray, translation: np.ndarray, smooth: float = 0.0) -> np.ndarray:
@@ -72,6 +76,17 @@ def speech_energy(mel_windows: np.ndarray) -> np.ndarray:
     m = np.asarray(mel_windows, np.float32)
     c = m.shape[1] // 2
     return m[:, c - 2:c + 2].mean((1, 2))
+
+
+def rhythm(pose: torch.Tensor, energy: torch.Tensor, k: int = 5) -> torch.Tensor:
+    """(B, T, 6) poses, (B, T) loudness → (B,) correlation of the head's angular speed (mean over ``k`` frames)
+    with the loudness: does the head move more while the voice is louder."""
+    speed = (pose[:, 1:, :3] - pose[:, :-1, :3]).norm(dim=2)
+    box = torch.ones(1, 1, k, dtype=pose.dtype) / k
+    m = torch.nn.functional.conv1d(speed[:, None], box, padding=k // 2)[:, 0]
+    e = torch.nn.functional.conv1d(energy[:, None, 1:], box, padding=k // 2)[:, 0]
+    m, e = m - m.mean(1, keepdim=True), e - e.mean(1, keepdim=True)
+    return (m * e).sum(1) / (m.norm(dim=1) * e.norm(dim=1) + 1e-6)
 
 
 class _Generator(nn.Module):
@@ -157,7 +172,10 @@ class HeadMotionModel(nn.Module):
         centred = lambda x: x - x.mean(1, keepdim=True)  # noqa: E731
         moment = sum(((f.std((0, 1)) - r.std((0, 1))) ** 2).mean()
                      for f, r in ((centred(fake), centred(real)), (vel(fake), vel(real))))
-        return {"gan": cfg.w_gan * ((self.disc(fake, b["energy_n"]) - 1) ** 2).mean(),
+        out = {}
+        if cfg.w_rhythm > 0:
+            out["rhythm"] = cfg.w_rhythm * ((rhythm(fake, b["energy_n"]) - rhythm(real, b["energy_n"])) ** 2).mean()
+        return {**out, "gan": cfg.w_gan * ((self.disc(fake, b["energy_n"]) - 1) ** 2).mean(),
                 "moment": cfg.w_moment * moment, "rec": cfg.w_rec * (fake - real).abs().mean(),
                 "start": cfg.w_start * ((fake[:, 0] - ref[:, -1]) ** 2).mean()}
 
@@ -186,6 +204,10 @@ class HeadMotionModel(nn.Module):
                 part = torch.cat([part, part[-1:].expand(pad, *part.shape[1:])])
             z = torch.randn(1, cfg.noise, generator=g)
             p = self(part[None], hist[None], z)[0]
+            if cfg.keep_within > 0:
+                dev = p.mean(0)
+                excess = dev - dev.clamp(-cfg.keep_within, cfg.keep_within)
+                p = p - torch.linspace(0, 1, len(p))[:, None] * excess
             out.append(p[:cfg.chunk - pad])
             hist = torch.cat([hist, p])[-cfg.ref:]
         poses = (torch.cat(out) * self.pose_std + self.pose_mean).numpy().astype(np.float64)

@@ -1,7 +1,8 @@
 """Motion metrics on held-out frames, before any rendering (pure functions, then two helpers).
 
-* Expression learner: aperture r of the predicted mouth with the tracked one, and the lip LMD (px at
-  512², predicted pose-free lips placed at the tracked pose).
+* Expression learner: aperture r of the predicted mouth with the tracked one, how much it opens and closes
+  against the tracked one (aperture std ratio), and the lip LMD (px at 512², predicted pose-free lips placed at
+  the tracked pose).
 * Head motion learner, its motion generated for held-out audio:
   - ``std_ratio``: per axis, generated pose std / real held-out std (1 = as lively as the person);
   - ``velocity_fd``: Fréchet distance between Gaussians fitted to per-frame (velocity of the 6 axes in
@@ -99,12 +100,14 @@ def mouth_metrics(pca, coef: np.ndarray, subject, idx: np.ndarray) -> dict:
     tr = subject.tracks
     lm = tr["canon_landmarks"][idx].astype(np.float64).copy()
     lm[..., :2] = pca.decode(coef, lm)
-    r = float(np.corrcoef(mesh.mouth_aperture(lm[..., :2]), tr["aperture"][idx])[0, 1])
+    ap = mesh.mouth_aperture(lm[..., :2])
+    r = float(np.corrcoef(ap, tr["aperture"][idx])[0, 1])
     lips, K = mesh.LIPS_OUTER + mesh.LIPS_INNER, tr["intrinsics"].astype(np.float64)
     d = [np.linalg.norm(project(lm[n][lips], tr["rotation"][i].astype(np.float64),
                                 tr["translation"][i].astype(np.float64), K) - tr["landmarks"][i][lips, :2], axis=1).mean()
          for n, i in enumerate(idx)]
-    return {"aperture_r": r, "lmd": float(np.mean(d)) * 512 / subject.size}
+    return {"aperture_r": r, "std_ratio": float(ap.std() / max(tr["aperture"][idx].std(), 1e-9)),
+            "lmd": float(np.mean(d)) * 512 / subject.size}
 
 
 def expression_metrics(model, subject, idx: np.ndarray) -> dict:

@@ -22,10 +22,13 @@ class MotionTrainModel(TrainModel):
         held = subject.split("val")
         self.held_out = held if len(held) >= 2 * cfg.head.chunk else np.asarray(val_idx)
         self.rng = np.random.default_rng(seed)
-        self.data = MotionData(subject, cfg.audio, self.train_idx, seed=seed)
+        self.data = MotionData(subject, cfg.audio, self.train_idx, seed=seed, voices=cfg.voices,
+                               silences=cfg.silences)
         self.model = MotionModel(cfg)
         self.model.fit_stats(subject, self.train_idx, self.data.windows, self.data.poses)
         self.codes = torch.from_numpy(self.model.expression.pca.encode(subject.tracks["canon_landmarks"]))
+        ap = subject.tracks["aperture"][self.train_idx]
+        self.rest = self.codes[self.train_idx][torch.from_numpy(ap <= np.percentile(ap, 10))].mean(0)
 
     def modules(self) -> dict:
         return {"motion": self.model}
@@ -39,7 +42,8 @@ class MotionTrainModel(TrainModel):
     def phases(self) -> list[Phase]:
         m, c = self.model, self.cfg
         return [Phase("motion_expression", c.expression_share,
-                      lambda step: self.data.expression_batch(m.expression, self.codes, self.rng, c.noise_share),
+                      lambda step: self.data.expression_batch(m.expression, self.codes, self.rng, c.noise_share,
+                                                                         c.voice_share, c.silence_share, self.rest),
                       {"expression": lambda b, step: m.expression.member_losses(b["w"], b["y"])}),
                 Phase("motion_head", 1 - c.expression_share,
                       lambda step: self.data.head_batch(c.head, self.rng, c.noise_share),
