@@ -105,8 +105,12 @@ class EngineConfig:
 
     @classmethod
     def saved(cls, d: dict) -> "EngineConfig":
-        """The config a model or an unfinished run saved (``LEGACY`` fills settings it predates)."""
-        return cls(**{**cls.LEGACY, **d})
+        """The config a model or an unfinished run saved (``LEGACY`` fills settings it predates; settings
+        since retired are dropped)."""
+        from dataclasses import fields
+
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in {**cls.LEGACY, **d}.items() if k in known})
 
 
 LossDict = Callable[[dict, int], dict]  # (batch, step) -> {name: weighted loss tensor}
@@ -196,6 +200,9 @@ class Engine(ABC):
     background_swap: ClassVar[bool] = False  # renders over a plate that can be replaced
     eye_control: ClassVar[bool] = False  # renders the drive's eye openness
     landmark_lips: ClassVar[bool] = False  # renders the mouth from the drive's ``mouth`` landmarks
+    # Training reads the motion learners (the mouth codes of ``motion.pt``): the trainer trains them first and
+    # passes the ``MotionModel`` to ``trainable(..., motion=...)``.
+    learns_from_motion: ClassVar[bool] = False
     # Per-frame audio features the drive must carry ("visemes", "mel"); an instance may narrow them.
     features: tuple[str, ...] = ("visemes", "mel")
     # Frames of drive needed after frame k before k can be rendered (future audio context).

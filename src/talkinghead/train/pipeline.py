@@ -99,7 +99,8 @@ def train_motion(subject_dir: str | Path, model_dir: str | Path, minutes: float 
     info(f"training the motion learners on {subject.path} ({subject.n_frames} frames) on {dev} -> {model_dir}")
     budget = Budget(steps=steps, minutes=3.0 if minutes is None and steps is None else minutes)
     train_idx, val_idx = split_indices(subject, cfg.val_frames)
-    return Trainer(None, subject, cfg, budget, dev, model_dir).fit_motion(train_idx, val_idx)
+    Trainer(None, subject, cfg, budget, dev, model_dir).fit_motion(train_idx, val_idx)
+    return model_dir / "motion.pt"
 
 
 def clear_model(model_dir: Path) -> None:

@@ -63,12 +63,16 @@ class Trainer:
         seed_everything(cfg.seed)
         write_meta(self.model_dir, name, cfg, self.subject, status="training", budget=self.budget.__dict__)
         train_idx, val_idx = split_indices(self.subject, cfg.val_frames)
-        motion = cfg.motion_share
-        self.fit(self.engine_cls.trainable(self.subject, cfg, self.device, train_idx, val_idx), 1 - motion)
+        share, first = cfg.motion_share, self.engine_cls.learns_from_motion
+        if first and share <= 0:
+            raise InputError(f"the {name} engine learns from the motion learners: motion_share must be above 0")
+        kw = {"motion": self.fit_motion(train_idx, val_idx, share)} if first else {}
+        seed_everything(cfg.seed)
+        self.fit(self.engine_cls.trainable(self.subject, cfg, self.device, train_idx, val_idx, **kw), 1 - share)
         with atomic_path(self.model_dir / "weights.pt", suffix=".pt") as tmp:
             torch.save(self.model.export(self.eval_modules()), tmp)
-        if motion > 0:
-            self.fit_motion(train_idx, val_idx, motion)
+        if share > 0 and not first:
+            self.fit_motion(train_idx, val_idx, share)
         write_meta(self.model_dir, name, cfg, self.subject, status="trained", budget=self.budget.__dict__)
 
     def fit(self, model: TrainModel, share: float = 1.0) -> None:
@@ -81,15 +85,17 @@ class Trainer:
             if phase.share > 0:
                 run_phase(self.model_dir, self._phase_run(phase, share))
 
-    def fit_motion(self, train_idx, val_idx, share: float = 1.0) -> Path:
-        """The motion learners (``train/motion.py``) on ``share`` of the budget, saved as ``motion.pt``."""
+    def fit_motion(self, train_idx, val_idx, share: float = 1.0):
+        """The motion learners (``train/motion.py``) on ``share`` of the budget, saved as ``motion.pt``;
+        returns the trained ``MotionModel`` (in eval mode)."""
         from ..motion import MotionConfig
         from .motion import MotionTrainModel
 
         seed_everything(self.config.seed)
         m = MotionTrainModel(self.subject, MotionConfig(), train_idx, val_idx, self.config.seed)
         self.fit(m, share)
-        return m.model.save(self.model_dir, self.subject.meta["key"])
+        m.model.save(self.model_dir, self.subject.meta["key"])
+        return m.model.eval()
 
     def _phase_run(self, phase: Phase, share: float = 1.0) -> PhaseRun:
         b, share = self.budget, phase.share * share
