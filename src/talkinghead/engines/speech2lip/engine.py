@@ -1,8 +1,9 @@
 """The ``speech2lip`` engine: generate only what speech changes, in a canonical view, and put it into real frames.
 
 Decomposition, synthesis, composition (Speech2Lip, Wu et al., ICCV 2023):
-the expression learner turns audio into a mouth-shape code; the implicit lip
-model renders the lower face for that code in the canonical view; GAMEM maps
+the model's expression learner (``motion.pt``, shared by every engine) turns
+audio into a mouth shape, or the drive brings one (``--lips``); the implicit lip
+model renders the lower face for its code in the canonical view; GAMEM maps
 it into the replayed frame at that frame's head pose; the Blend-Net blends it
 with the real frame, whose own lower face is masked out. Everything outside
 the region is the recorded frame, untouched. Any head pose (``--pose FILE``):
@@ -20,12 +21,14 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ...audio.windows import audio_channels, feature_windows, window_features
+from ...audio.windows import audio_channels, feature_windows, renormalise, window_features
 from ...compose import RecordedFrames
-from ...motion import LOOKAHEAD
+from ...errors import InputError
+from ...motion import LOOKAHEAD, MotionModel
 from ...subject import Subject
 from ..base import Drive, Engine, EngineConfig
 from .blend import soften
+from .exemplar import exemplar_path
 from .gamem import Camera
 from .parts import Parts, to_uint8
 from .repose import HeadRepose
@@ -34,11 +37,18 @@ from .trainer import Speech2LipModel
 
 @dataclass
 class Speech2LipConfig(EngineConfig):
-    audio: str = "both"  # audio windows the expression learner reads (see audio/windows.py)
-    expr_members: int = 3
+    audio: str = "both"  # audio windows the sync encoder reads (see audio/windows.py)
+    # the motion learners (motion.pt: the mouth codes the lip field learns, head motion) train first, on this share
+    motion_share: float = 0.15
+    expr_members: int = 3  # the learner of models saved before motion.pt served every engine
     expr_hidden: int = 128
     expr_seq: int = 32
-    noise_share: float = 0.3  # expression sequences with noise at a random 6-30 dB SNR (motion.MotionData)
+    # where the lips' pixels come from: "exemplar" (the training frame whose tracked mouth is nearest the one asked
+    # for, along a walk that plays recorded frames on: exemplar.py) or "field" (the paper's implicit lip model)
+    mouth: str = "exemplar"
+    exemplar_hold: float = 0.5  # cost of holding one recorded mouth, in median nearest distances
+    exemplar_jump: float = 2.0  # cost of jumping to another recorded frame (playing on is free)
+    exemplar_gap: int = 12  # training: a frame's lips come from a recorded frame at least this far away
     encoding: str = "grid"  # lip field input encoding: "grid" (dense multi-resolution), "hash", "pe" (paper)
     base: str = "warp"  # "warp": displace the canonical frame's pixels + residual; "none": colour (paper)
     field_hidden: int = 64
@@ -61,20 +71,19 @@ class Speech2LipConfig(EngineConfig):
     w_sync: float = 0.05
     blend_base: int = 16
     blend_norm: bool = False  # instance norms in the Blend-Net (True: as before; they grew a chin "droplet")
-    LEGACY: ClassVar[dict] = {"blend_norm": True, "grid_cell": 1.0}  # what models saved before these options had
+    # what models saved before these options had
+    LEGACY: ClassVar[dict] = {"blend_norm": True, "grid_cell": 1.0, "mouth": "field"}
     blend_batch: int = 2
     hole_prob: float = 0.5
     w_gan: float = 0.05
     w_fm: float = 1.0
     gan_start: int = 200
-    lr_expression: float = 1e-3
     lr_sync: float = 1e-3
     lr_grid: float = 1e-2
     lr_field: float = 2e-3
     lr_depth: float = 1e-3
     lr_blend: float = 2e-4
     lr_half_steps: int = 3000
-    expression_fraction: float = 0.1
     sync_fraction: float = 0.05
     lips_fraction: float = 0.5  # the rest trains the Blend-Net
     val_frames: int = 8
@@ -83,6 +92,8 @@ class Speech2LipConfig(EngineConfig):
         audio_channels(self.audio)
         if self.encoding not in ("grid", "hash", "pe") or self.base not in ("warp", "none"):
             raise ValueError(f"encoding must be grid, hash or pe and base warp or none; got {self.encoding}, {self.base}")
+        if self.mouth not in ("exemplar", "field"):
+            raise ValueError(f"mouth must be exemplar or field, got {self.mouth!r}")
 
     def code_index(self, frame: int) -> int:
         return int(frame) // max(1, self.code_period)
@@ -93,17 +104,20 @@ class Speech2LipEngine(Engine):
     Config = Speech2LipConfig
     lookahead = LOOKAHEAD
     free_pose = True
+    landmark_lips = True  # renders the drive's mouth shape (--lips audio|tracked); else the expression learner's
+    learns_from_motion = True
     # Reposed whole frames (geometry-aware repose) tore the head's outline on the demo's speaker (hair cut at
     # a box, the old outline showing): --pose audio replays the recorded frames nearest the learned poses;
     # --pose FILE still reposes.
     render_learned_pose = False
 
     @classmethod
-    def trainable(cls, subject: Subject, cfg: Speech2LipConfig, device: str, train_idx, val_idx) -> Speech2LipModel:
-        parts = Parts(subject, cfg, device, fit_idx=np.asarray(train_idx))
+    def trainable(cls, subject: Subject, cfg: Speech2LipConfig, device: str, train_idx, val_idx,
+                  motion: MotionModel | None = None) -> Speech2LipModel:
+        parts = Parts(subject, cfg, device, fit_idx=np.asarray(train_idx), motion=motion)
         parts.data.indices = np.concatenate([train_idx, val_idx])
         parts.data.load()
-        return Speech2LipModel(parts, train_idx, val_idx)
+        return Speech2LipModel(parts, motion, train_idx, val_idx)
 
     @classmethod
     def load(cls, model_dir: Path, subject: Subject, device: str) -> "Speech2LipEngine":
@@ -112,8 +126,9 @@ class Speech2LipEngine(Engine):
         eng.cfg = Speech2LipConfig.saved(ck["config"])
         eng.features = window_features(eng.cfg.audio)
         eng.parts = Parts(subject, eng.cfg, device, state=ck)
-        for m in (eng.parts.expression, eng.parts.field, eng.parts.blend):
+        for m in (eng.parts.field, eng.parts.blend):
             m.eval()
+        eng._motion = None
         eng.parts.autocast = eng.autocast  # the lip field's MLPs at the engine's precision (geometry stays fp32)
         eng.frames = RecordedFrames(subject)
         eng._repose = None
@@ -130,18 +145,46 @@ class Speech2LipEngine(Engine):
         return self._repose.render(cam), cam
 
     def _codes(self, rows: Drive) -> torch.Tensor:
-        windows = feature_windows(self.cfg.audio, rows.visemes, rows.mel_windows)
-        windows = self.parts.expression_input(windows, rows.mel_stats)
-        return torch.from_numpy(self.parts.expression.predict(windows)).to(self.device)
+        """The mouth codes to render: the drive's mouth shapes, else the expression learner's for its audio."""
+        p = self.parts
+        if rows.mouth is not None:
+            codes = p.pca.encode_points(rows.mouth)
+        elif p.expression is not None:  # a model saved with a learner of its own
+            windows = feature_windows(self.cfg.audio, rows.visemes, rows.mel_windows)
+            if rows.mel_stats is not None:
+                windows = renormalise(self.cfg.audio, windows, rows.mel_stats, p.expression.reference())
+            codes = p.expression.predict(windows)
+        else:
+            codes = self.motion().mouth_codes(rows.visemes, rows.mel_windows, rows.mel_stats)
+        return torch.from_numpy(codes).to(self.device)
+
+    def motion(self) -> MotionModel:
+        if self._motion is None:
+            self._motion = MotionModel.load(self.model_dir, self.subject.meta["key"])
+            if self._motion is None:
+                raise InputError(f"{self.model_dir} has no motion.pt: its mouth comes from the motion learners; run "
+                                 f"`talkinghead train-motion SUBJECT -o {self.model_dir}`")
+        return self._motion
+
+    def _sources(self, codes: torch.Tensor, ks: np.ndarray, state: dict) -> dict[int, int]:
+        """Recorded frame whose lips each of ``ks`` shows (mouth="exemplar"): the cheapest walk over the frames
+        from ``ks[0]`` to ``lookahead`` after ``ks[-1]`` (however the drive arrived), continuing the last one shown."""
+        ex, c = self.parts.exemplars, self.cfg
+        k0, k1 = int(ks[0]), int(ks[-1]) + 1 + self.lookahead
+        walk = exemplar_path(ex, codes[k0:k1].cpu().numpy(), c.exemplar_hold, c.exemplar_jump, state.get("row", -1))
+        rows = walk[np.asarray(ks) - k0]
+        state["row"] = int(rows[-1])
+        return {int(k): int(ex.frames[r]) for k, r in zip(ks, rows)}
 
     @torch.no_grad()
     def render_batch(self, rows: Drive, ks: np.ndarray, prepared, state: dict) -> list[np.ndarray]:
         p, codes = self.parts, self._codes(rows)
+        sources = self._sources(codes, ks, state) if self.cfg.mouth == "exemplar" else {}
         frames, crops = [], []
         for k in ks:
             j = int(rows.pose_index[k])
             frame, cam = self._posed(rows, k, j)
-            real, lips, mask = p.warp_in(j, codes[k], cam=cam, frame=frame)
+            real, lips, mask = p.warp_in(j, codes[k], cam=cam, frame=frame, source=sources.get(int(k)))
             frames.append((frame, p.data.origin_of(j, cam)))
             crops.append((real, lips, mask))
         real, lips, mask = (torch.cat(x) for x in zip(*crops))

@@ -1,7 +1,8 @@
 """The speech2lip model as one object: its geometry, networks and the operations training and rendering share.
 
 ``Parts`` holds the canonical view (frame, region box, mask, learnable depth),
-the expression learner, the lip field, the sync encoders and the Blend-Net,
+the mouth PCA of the model's one expression learner (``motion.pt``; models saved
+before it kept a learner of their own), the lip field, the sync encoders and the Blend-Net,
 and knows how to render lips at canonical points (``render_points``), warp
 them into any frame's crop through GAMEM (``warp_in``) and save itself
 (``export`` / ``from_export``).
@@ -16,16 +17,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...audio.windows import (audio_channels, feature_windows, local_mel_stats, mel_stats,
-                              renormalise)
+from ...audio.windows import audio_channels, feature_windows, input_stats, local_mel_stats
 from ...geometry import face as mesh
 from ...geometry.pose import project
 from ...lru import Lru
-from ...motion import ExpressionConfig, ExpressionModel
-from ...motion.metrics import mouth_metrics
+from ...motion import ExpressionConfig, ExpressionModel, MouthPCA
 from ...subject import Subject
 from .blend import BlendNet
 from .data import LipData, canonical_mask, canonical_region
+from .exemplar import Exemplars
 from .gamem import Camera, CanonicalDepth, frame_camera
 from .lipfield import LipField, LipFieldConfig, continuous_query
 from .sync import SyncNet
@@ -51,7 +51,9 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 class Parts:
     def __init__(self, subject: Subject, cfg, device: str, fit_idx: np.ndarray | None = None,
-                 state: dict | None = None):
+                 state: dict | None = None, motion=None):
+        """Fresh parts for training on frames ``fit_idx`` (``motion``: the trained ``MotionModel`` whose mouth
+        codes the lip field learns), or the saved ``state`` of a trained model."""
         self.subject, self.cfg, self.device = subject, cfg, device
         self.autocast = contextlib.nullcontext  # the engine's bf16 context at render time (engine.load)
         tr, af = subject.tracks, subject.audio_features
@@ -69,8 +71,17 @@ class Parts:
         self.depth_init = torch.as_tensor(init, device=device)
         self.mask = torch.as_tensor(mask, dtype=torch.float32, device=device)[None, None]
         ch = audio_channels(cfg.audio)
-        self.expression = ExpressionModel(ch, ExpressionConfig(members=cfg.expr_members, hidden=cfg.expr_hidden,
-                                                               seq=cfg.expr_seq)).to(device)
+        self.expression = None  # a learner of its own: only models saved before motion.pt served every engine
+        if state is None:  # the motion learners' mouth PCA (without them, e.g. to try the encoders: its own)
+            self.pca = motion.expression.pca if motion is not None else MouthPCA().fit(tr["canon_landmarks"], fit_idx)
+        elif "pca" in state:
+            self.pca = MouthPCA(state["pca"]["comps"].shape[0])
+            self.pca.load_state_dict(state["pca"])
+        else:
+            self.expression = ExpressionModel(ch, ExpressionConfig(members=cfg.expr_members, hidden=cfg.expr_hidden,
+                                                                   seq=cfg.expr_seq)).to(device)
+            self.expression.load_state_dict(state["expression"])
+            self.pca = self.expression.pca
         n_app = cfg.code_index(subject.n_frames - 1) + 1
         self.field = LipField(LipFieldConfig(encoding=cfg.encoding, base=cfg.base, hidden=cfg.field_hidden,
                                              layers=cfg.field_layers, grid_levels=cfg.grid_levels,
@@ -83,18 +94,22 @@ class Parts:
         # the statistics of the 5 s around each frame: what normalises its audio as a drive's would be
         self.local_stats = local_mel_stats(af["mel_windows"], ExpressionConfig().context)
         if state is None:
-            self.sync.norm.set(*self.expression.fit(cfg.audio, self.windows, subject, fit_idx))
+            self.sync.norm.set(*input_stats(cfg.audio, self.windows[np.asarray(fit_idx)]))
         else:
             self.field.texture = torch.zeros(state["texture_shape"], device=device)
-            for name in ("expression", "field", "depth", "blend", "sync"):
+            for name in ("field", "depth", "blend", "sync"):
                 getattr(self, name).load_state_dict(state[name])
         # the texture is the canonical frame itself, with a margin the lip field's displacements may reach
         # (rebuilt from the subject, also for a model saved before the margin existed)
         self.field.set_texture(*texture_with_margin(subject.frame(self.c), self.box, self.field.cfg.max_shift))
-        self.codes_t = torch.from_numpy(self.expression.pca.encode(tr["canon_landmarks"])).to(device)
-        self.data = LipData(subject, self.c, self.depth, self.expression.pca,
+        self.codes_t = torch.from_numpy(self.pca.encode(tr["canon_landmarks"])).to(device)
+        self.data = LipData(subject, self.c, self.depth, self.pca,
                             np.asarray(fit_idx if fit_idx is not None else [self.c]), cfg.code_period)
         self.last_train = int(np.max(fit_idx)) if state is None else int(state["last_train"])
+        # the recorded mouths the engine may show (mouth="exemplar"): the training frames, never held-out ones
+        shown = np.asarray(fit_idx) if state is None else np.asarray(state.get("exemplars", []), np.int64)
+        self.exemplars = Exemplars(shown, self.codes_t.cpu().numpy()[shown], self.pca.scale.numpy() ** 2) \
+            if len(shown) else None
         if state is not None:
             self.data.crop_wh = tuple(state["crop_wh"])
         lips = tr["canon_landmarks"][self.c][mesh.LIPS_OUTER].astype(np.float64)
@@ -181,8 +196,10 @@ class Parts:
         out = (origin, q, mask)
         return self._maps.put(key, out) if key is not None else out
 
-    def warp_in(self, j: int, code: torch.Tensor, cam: Camera | None = None, frame: np.ndarray | None = None):
-        """(real crop, lips warped into it, region mask), each (1, C, Hc, Wc), for frame j and a code."""
+    def warp_in(self, j: int, code: torch.Tensor | None, cam: Camera | None = None, frame: np.ndarray | None = None,
+                source: int | None = None):
+        """(real crop, lips warped into it, region mask), each (1, C, Hc, Wc), for frame j: the lip field's lips
+        for ``code``, or recorded frame ``source``'s own lips (mapped through the canonical view)."""
         origin, q, mask = self.crop_map(j, cam)
         w, h = self.data.crop_wh
         if frame is None and j in self.data.crops:
@@ -192,22 +209,14 @@ class Parts:
             real = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float() / 255
         inside = mask.reshape(-1) > 0
         lips = torch.zeros(h * w, 3, device=self.device)
-        with self.autocast():
-            lips[inside] = self.render_points(q[inside], code, self.cfg.code_index(min(j, self.last_train))).float()
+        if source is not None:
+            lips[inside] = self.data.targets(int(source), q[inside], self.depth, self.device)
+        else:
+            with self.autocast():
+                lips[inside] = self.render_points(q[inside], code, self.cfg.code_index(min(j, self.last_train))).float()
         return real, lips.T.reshape(1, 3, h, w), mask
 
     # ---- metrics and saving -----------------------------------------------------------------------
-    def expression_input(self, windows: np.ndarray, stats) -> np.ndarray:
-        """Audio windows mapped from their utterance's log-mel statistics to the training audio's."""
-        return windows if stats is None else renormalise(self.cfg.audio, windows, stats, self.expression.reference())
-
-    def expression_metrics(self, idx: np.ndarray) -> dict:
-        """Held-out aperture r and mouth LMD (px at 512²) of the expression learner alone, its audio
-        normalised as a drive of those frames would be."""
-        stats = mel_stats(self.subject.audio_features["mel_windows"][idx])
-        coef = self.expression.predict(self.expression_input(self.windows[idx], stats))
-        return mouth_metrics(self.expression.pca, coef, self.subject, idx)
-
     @torch.no_grad()
     def sync_metrics(self, idx: np.ndarray) -> dict:
         """On held-out windows: how often the synced lip window is the best match of its audio."""
@@ -222,5 +231,6 @@ class Parts:
     def export(self) -> dict:
         return {"config": asdict(self.cfg), "c": self.c, "box": list(self.box), "last_train": self.last_train,
                 "mask": self.mask[0, 0].cpu().numpy(), "crop_wh": list(self.data.crop_wh),
-                "texture_shape": list(self.field.texture.shape),
-                **{k: getattr(self, k).state_dict() for k in ("expression", "field", "depth", "blend", "sync")}}
+                "texture_shape": list(self.field.texture.shape), "pca": self.pca.state_dict(),
+                "exemplars": [] if self.exemplars is None else self.exemplars.frames.tolist(),
+                **{k: getattr(self, k).state_dict() for k in ("field", "depth", "blend", "sync")}}

@@ -1,12 +1,14 @@
-"""What the speech2lip engine gives the shared trainer: four phases over one budget.
+"""What the speech2lip engine gives the shared trainer: three phases over one budget.
 
-1. ``expression``: audio windows → mouth-shape code (``motion.ExpressionModel``).
-2. ``sync``: the contrastive audio / lip encoders on the subject's real canonical lips.
-3. ``lips``: the implicit lip model on random rectangles of the canonical region (continuous sampling),
+The mouth-shape codes come from the model's one expression learner (``motion.pt``, trained first by the
+shared trainer: audio windows → mouth PCA coefficients).
+
+1. ``sync``: the contrastive audio / lip encoders on the subject's real canonical lips.
+2. ``lips``: the implicit lip model on random rectangles of the canonical region (continuous sampling),
    conditioned on each frame's tracked code (jittered), L1 + (1 - SSIM); the canonical depth learns from
    the same photometric loss (kept near its initialisation and smooth); the frozen sync encoders score
    lips rendered from the expression learner's codes (the sync loss).
-4. ``blend``: the Blend-Net on crops of real frames, its input the lip model's image warped in (holes
+3. ``blend``: the Blend-Net on crops of real frames, its input the lip model's image warped in (holes
    added), L1 + MS-SSIM + PatchGAN with feature matching, as the viseme engine trains its generator.
 """
 
@@ -16,7 +18,6 @@ import numpy as np
 import torch
 
 from ...geometry import face as mesh
-from ...motion import MotionData
 from ...nn import PatchDiscriminator, feature_matching_loss, gan_loss_d, gan_loss_g, ms_ssim_loss, ssim
 from ..base import Phase, TrainModel, Validation
 from .blend import add_holes
@@ -24,19 +25,16 @@ from .parts import Parts, to_uint8
 
 
 class Speech2LipModel(TrainModel):
-    def __init__(self, parts: Parts, train_idx, val_idx):
-        self.p, self.cfg = parts, parts.cfg
+    def __init__(self, parts: Parts, motion, train_idx, val_idx):
+        self.p, self.cfg, self.motion = parts, parts.cfg, motion
         self.train_idx, self.val_idx = np.asarray(train_idx), np.asarray(val_idx)
         self.disc = PatchDiscriminator(3, 32).to(parts.device)
         self.rng = np.random.default_rng(self.cfg.seed)
         self._pred_codes = None
-        # the expression learner's batches, as the motion learners draw them (noise augmentation included)
-        self.motion_data = MotionData(parts.subject, self.cfg.audio, self.train_idx,
-                                      noise_copies=6 if self.cfg.noise_share > 0 else 0, seed=self.cfg.seed)
 
     def modules(self) -> dict:
         p = self.p
-        return {"expression": p.expression, "sync": p.sync, "field": p.field, "depth": p.depth, "blend": p.blend,
+        return {"sync": p.sync, "field": p.field, "depth": p.depth, "blend": p.blend,
                 "disc": self.disc}
 
     def param_groups(self) -> dict:
@@ -44,8 +42,7 @@ class Speech2LipModel(TrainModel):
         grid = [q for n, q in p.field.named_parameters() if n.startswith("grid")]
         net = [q for n, q in p.field.named_parameters() if not n.startswith("grid")]
         fast = dict(betas=(0.9, 0.99), eps=1e-15)
-        return {"expression": [{"params": list(p.expression.parameters()), "lr": c.lr_expression}],
-                "sync": [{"params": list(p.sync.parameters()), "lr": c.lr_sync}],
+        return {"sync": [{"params": list(p.sync.parameters()), "lr": c.lr_sync}],
                 "lips": [{"params": grid, "lr": c.lr_grid, **fast}, {"params": net, "lr": c.lr_field, **fast},
                          {"params": list(p.depth.parameters()), "lr": c.lr_depth}],
                 "blend": [{"params": list(p.blend.parameters()), "lr": c.lr_blend, "betas": (0.5, 0.999)}],
@@ -53,42 +50,44 @@ class Speech2LipModel(TrainModel):
 
     def phases(self) -> list[Phase]:
         c = self.cfg
-        return [Phase("expression", c.expression_fraction, self.expression_batch, {"expression": self.expression_losses}),
-                Phase("sync", c.sync_fraction, self.sync_batch, {"sync": self.sync_losses}),
-                Phase("lips", c.lips_fraction, self.lips_batch, {"lips": self.lips_losses}),
-                Phase("blend", max(0.0, 1 - c.expression_fraction - c.sync_fraction - c.lips_fraction),
-                      self.blend_batch, {"blend": self.blend_losses, "disc": self.disc_losses})]
+        blend = Phase("blend", max(0.0, 1 - c.sync_fraction - c.lips_fraction) if c.mouth == "field" else 1.0,
+                      self.blend_batch, {"blend": self.blend_losses, "disc": self.disc_losses})
+        if c.mouth == "exemplar":  # recorded lips: no lip model (nor its sync loss) to learn
+            return [blend]
+        return [Phase("sync", c.sync_fraction, self.sync_batch, {"sync": self.sync_losses}),
+                Phase("lips", c.lips_fraction, self.lips_batch, {"lips": self.lips_losses}), blend]
 
     def lr_scale(self, phase: str, step: int) -> float:
         return 0.5 ** (step / self.cfg.lr_half_steps)
 
-    # ---- 1. expression ----------------------------------------------------------------------------
-    def expression_batch(self, step: int) -> dict:
-        b = self.motion_data.expression_batch(self.p.expression, self.p.codes_t, self.rng, self.cfg.noise_share)
-        return {"w": b["w"].to(self.p.device), "y": b["y"]}
-
-    def expression_losses(self, b: dict, step: int) -> dict:
-        return self.p.expression.member_losses(b["w"], b["y"])
-
-    # ---- 2. sync ----------------------------------------------------------------------------------
+    # ---- 1. sync ----------------------------------------------------------------------------------
     def _sync_windows(self, idx: np.ndarray) -> np.ndarray:
         return np.asarray(idx)[:, None] + np.arange(self.cfg.sync_window)
 
+    def _sync_starts(self, k: int) -> np.ndarray:
+        """``k`` first frames of windows lying wholly inside the training frames."""
+        n, ok = self.cfg.sync_window, np.zeros(self.p.subject.n_frames + 1, bool)
+        ok[self.train_idx] = True
+        s = self.train_idx[self.train_idx + n <= self.p.subject.n_frames]
+        s = s[np.all(ok[s[:, None] + np.arange(n)], axis=1)]
+        return self.rng.choice(s, k, replace=False)
+
     def sync_batch(self, step: int) -> dict:
-        n = self.cfg.sync_window
-        starts = self.rng.choice(self.train_idx[:-n], self.cfg.sync_batch, replace=False)
+        starts = self._sync_starts(self.cfg.sync_batch)
         w = self._sync_windows(starts)
         return {"w": self.p.windows_t[w], "lips": self.p.low_lips(w)}
 
     def sync_losses(self, b: dict, step: int) -> dict:
         return {"nce": self.p.sync.loss(b["w"], b["lips"])}
 
-    # ---- 3. lips ----------------------------------------------------------------------------------
+    # ---- 2. lips ----------------------------------------------------------------------------------
     def predicted_codes(self) -> torch.Tensor:
-        """The expression learner's codes for every frame (computed once, after its phase)."""
+        """The expression learner's codes for every frame, each frame's audio normalised by the 5 s around it
+        as a drive's would be (computed once)."""
         if self._pred_codes is None:
-            w = self.p.expression_input(self.p.windows, self.p.local_stats)
-            self._pred_codes = torch.from_numpy(self.p.expression.predict(w)).to(self.p.device)
+            af = self.p.subject.audio_features
+            codes = self.motion.mouth_codes(af["visemes"], af["mel_windows"].astype(np.float32), self.p.local_stats)
+            self._pred_codes = torch.from_numpy(codes).to(self.p.device)
         return self._pred_codes
 
     def lips_batch(self, step: int) -> dict:
@@ -110,7 +109,7 @@ class Speech2LipModel(TrainModel):
         out["depth"] = c.w_depth_prior * (r ** 2).mean() + c.w_depth_smooth * (
             (r[1:] - r[:-1]).abs().mean() + (r[:, 1:] - r[:, :-1]).abs().mean())
         if c.w_sync > 0 and step % c.sync_every == 0:
-            starts = self.rng.choice(self.train_idx[:-c.sync_window], c.sync_batch // 2, replace=False)
+            starts = self._sync_starts(c.sync_batch // 2)
             w = self._sync_windows(starts)
             codes = self.predicted_codes()[torch.from_numpy(w.reshape(-1))]
             lips = p.render_low(codes, torch.from_numpy(w.reshape(-1) // p.data.period)).reshape(len(w), c.sync_window,
@@ -122,11 +121,21 @@ class Speech2LipModel(TrainModel):
             out["sync"] = c.w_sync * info_nce(a, p.sync.embed_lips(lips), p.sync.log_temp.exp().detach())
         return out
 
-    # ---- 4. blend ---------------------------------------------------------------------------------
+    # ---- 3. blend ---------------------------------------------------------------------------------
+    def exemplar_sources(self, frames: np.ndarray, near: int = 5) -> np.ndarray:
+        """For training frames, the recorded lips shown over them: one of the ``near`` exemplars nearest each
+        frame's own mouth, at least ``exemplar_gap`` frames away (never its own pixels: as on held-out speech)."""
+        ex = self.p.exemplars
+        cost = ex.costs(self.p.codes_t.cpu().numpy()[frames])
+        cost[ex.exclude(frames, self.cfg.exemplar_gap)] = np.inf
+        pick = np.argsort(cost, 1)[:, :near][np.arange(len(frames)), self.rng.integers(0, near, len(frames))]
+        return ex.frames[pick]
+
     def blend_batch(self, step: int) -> dict:
         frames = self.rng.choice(self.train_idx, self.cfg.blend_batch)
+        src = self.exemplar_sources(frames) if self.cfg.mouth == "exemplar" else [None] * len(frames)
         with torch.no_grad():
-            crops = [self.p.warp_in(int(i), self.p.codes_t[int(i)]) for i in frames]
+            crops = [self.p.warp_in(int(i), self.p.codes_t[int(i)], source=s) for i, s in zip(frames, src)]
         real, lips, mask = (torch.cat(x) for x in zip(*crops))
         return {"real": real, "lips": add_holes(lips, self.cfg.hole_prob), "mask": mask}
 
@@ -151,14 +160,18 @@ class Speech2LipModel(TrainModel):
     def validation(self, phase: str, modules: dict) -> Validation:
         p, idx = self.p, self.val_idx
         held_out = p.subject.split("val") if len(p.subject.split("val")) >= 2 * self.cfg.sync_window else idx
-        if phase == "expression":
-            return Validation(metrics=p.expression_metrics(held_out))
         if phase == "sync":
             return Validation(metrics=p.sync_metrics(held_out))
         codes = self.predicted_codes() if phase == "blend" else p.codes_t
+        src = [None] * len(idx)
+        if self.cfg.mouth == "exemplar":
+            from .exemplar import exemplar_path
+
+            src = p.exemplars.frames[exemplar_path(p.exemplars, codes[torch.from_numpy(np.asarray(idx))].cpu().numpy(),
+                                                   self.cfg.exemplar_hold, self.cfg.exemplar_jump)]
         pred, real, boxes = [], [], []
-        for i in idx:
-            r, lips, mask = p.warp_in(int(i), codes[int(i)])
+        for i, s in zip(idx, src):
+            r, lips, mask = p.warp_in(int(i), codes[int(i)], source=s)
             out = p.blend(r, lips, mask) if phase == "blend" else lips * mask + r * (1 - mask)
             pred.append(to_uint8(out)[0])
             real.append(to_uint8(r)[0])
