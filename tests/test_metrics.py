@@ -281,3 +281,39 @@ def test_seam_score_closed_forms():
     soft = SeamAccumulator()
     soft.update(np.full_like(real, 128.0), real, mask)  # flat: no edges at all
     assert soft.value == 0.0
+
+
+def test_best_lag_r_finds_the_shift_and_std_ratio_the_scale():
+    from talkinghead.evaluate.temporal import best_lag_r, std_ratio
+
+    rng = np.random.default_rng(0)
+    x = np.convolve(rng.normal(size=300), np.ones(5) / 5, "same")
+    y = np.roll(x, 3) * 2.0  # y follows x by 3 frames, twice as large
+    r, lag = best_lag_r(x, y, 5)
+    assert lag == 3 and r > 0.99
+    assert best_lag_r(x, y, 2)[0] < 0.9  # outside the window: only a weaker lag
+    assert std_ratio(y, x) == pytest.approx(2.0, rel=1e-3) and std_ratio(x, np.zeros(5)) is None
+
+
+def test_pauses_are_the_quiet_runs_of_at_least_a_third_of_a_second():
+    from talkinghead.audio.vad import pauses
+
+    speech = np.ones(100, bool)
+    speech[10:15] = False  # 0.2 s: part of speech
+    speech[40:50] = False  # 0.4 s: a pause
+    p = pauses(speech, fps=25, min_s=0.3)
+    assert p[40:50].all() and p.sum() == 10
+
+
+def test_voice_activity_finds_speech_and_silence():
+    from talkinghead.audio.tts import synthesize
+    from talkinghead.audio.vad import speech_frames
+
+    tts = synthesize("Papa bought a big map.").resampled(16000)
+    pad = np.zeros(16000, np.float32)
+    wav = np.concatenate([pad, tts.audio, pad])
+    n = int(len(wav) / 16000 * 25)
+    sp = speech_frames(wav, n, 25)
+    assert not sp[:20].any() and not sp[-20:].any()  # the padding (1 s each side, a 0.2 s margin)
+    inner = sp[25 + 3: 25 + int(tts.duration * 25) - 3]
+    assert inner.mean() > 0.8

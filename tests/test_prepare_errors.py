@@ -62,10 +62,22 @@ def test_no_audio_track(tmp_path, capsys):
 
 def test_too_short(tmp_path, capsys):
     v = tmp_path / "short.mp4"
-    write_moving_astronaut(v, seconds=2.0)
+    write_moving_astronaut(v, seconds=0.6)
     code, err = run(capsys, "prepare", str(v), "-o", str(tmp_path / "s"))
-    assert code != 0 and "need at least 3 s" in err
+    assert code != 0 and "is 0.6" in err and "prepare needs at least 1 s" in err
     assert_clean(tmp_path, tmp_path / "s")
+
+
+def test_a_clip_of_a_second_and_a_half_is_tracked(tmp_path, capsys):
+    """Other voices' clips (1-3 s: LRS3, GRID) are prepared like any video: every frame tracked."""
+    from talkinghead.subject import Subject
+
+    v = tmp_path / "short.mp4"
+    write_moving_astronaut(v, seconds=1.5)
+    code, err = run(capsys, "prepare", str(v), "-o", str(tmp_path / "s"))
+    assert code == 0, err
+    s = Subject.open(tmp_path / "s")
+    assert s.n_frames in (37, 38) and s.tracks["found"].all() and np.isfinite(s.tracks["aperture"]).all()
 
 
 def test_no_face(tmp_path, capsys):

@@ -183,3 +183,53 @@ def test_mouth_pca_round_trip_within_half_a_pixel(subject):
         X = np.concatenate([back[n], tr["canon_landmarks"][i][:, 2:]], 1)[MOUTH_POINTS]
         err.append(np.linalg.norm(project(X, R[i], t[i], K) - tr["landmarks"][i][MOUTH_POINTS, :2], axis=1).max())
     assert np.max(err) * 512 / subject.size < 0.5, np.max(err)
+
+
+def _exemplars(n: int = 200, k: int = 4, seed: int = 0):
+    """Recorded frames 0..n-1 whose mouth codes follow a smooth random walk."""
+    from talkinghead.engines.speech2lip.exemplar import Exemplars
+
+    rng = np.random.default_rng(seed)
+    codes = np.cumsum(rng.normal(0, 0.3, (n, k)), 0)
+    return Exemplars(np.arange(n), codes, np.ones(k)), codes
+
+
+def test_exemplars_replay_a_recorded_run_exactly():
+    """Asked for the mouths of recorded frames 50..79 in order, the walk and the path show exactly those frames."""
+    from talkinghead.engines.speech2lip.exemplar import ExemplarWalk, exemplar_path
+
+    ex, codes = _exemplars()
+    want = np.arange(50, 80)
+    assert np.array_equal(ex.frames[exemplar_path(ex, codes[want])], want)
+    assert np.array_equal(ex.frames[ExemplarWalk(ex).rows(codes[want])], want)
+
+
+def test_exemplars_play_on_rather_than_flicker_between_near_mouths():
+    """Near-equal mouths: the choice plays recorded frames on (a run) instead of jumping to each nearest one."""
+    from talkinghead.engines.speech2lip.exemplar import ExemplarWalk, exemplar_path
+
+    ex, codes = _exemplars()
+    rng = np.random.default_rng(1)
+    asked = codes[100:140] + rng.normal(0, 0.4, (40, codes.shape[1]))  # the run, blurred by noise
+    nearest = np.argmin(ex.costs(asked), 1)
+    base = np.mean(np.diff(nearest) == 1)
+    for rows, least in ((exemplar_path(ex, asked), 0.6), (ExemplarWalk(ex).rows(asked), base + 0.2)):
+        runs = np.mean(np.diff(rows) == 1)
+        assert runs > least and runs > base + 0.2, (runs, base)
+        assert np.mean((asked - ex.codes[rows]) ** 2) < 4 * np.mean((asked - ex.codes[nearest]) ** 2) + 0.1
+
+
+def test_exemplars_jump_when_the_mouth_asked_for_is_elsewhere():
+    from talkinghead.engines.speech2lip.exemplar import exemplar_path
+
+    ex, codes = _exemplars()
+    asked = np.concatenate([codes[20:30], codes[150:160]])
+    assert np.array_equal(ex.frames[exemplar_path(ex, asked)], np.r_[20:30, 150:160])
+    # continuing from a given row: playing on from 19 is free, so frame 20 follows it
+    assert exemplar_path(ex, codes[20:25], prev=19)[0] == 20
+
+
+def test_exemplars_never_include_a_frames_neighbours_when_excluded():
+    ex, _ = _exemplars()
+    m = ex.exclude(np.array([10, 100]), 3)
+    assert m[0].sum() == 7 and m[0, 7:14].all() and not m[0, 14] and m[1, 97:104].all()

@@ -220,9 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="report directory (default: VIDEO_STEM_report/ beside the video, "
                    "or MODEL_DIR/eval_SPLIT)")
     s.add_argument("--split", default="val", help="subject split to render (self-driven)")
-    s.add_argument("--lips", default=None, choices=["engine", "audio"],
+    s.add_argument("--lips", default=None, choices=["engine", "audio", "tracked"],
                    help="self-driven: as say (the motion learner's landmarks where the engine can, by default), "
-                        "or the engine's own audio → mouth")
+                        "the engine's own audio → mouth, or the held-out frames' own tracked mouths (the renderer "
+                        "alone: an upper bound)")
     s.add_argument("--device", default="auto")
     s.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     s.add_argument("--force", action="store_true", help=FORCE_HELP)

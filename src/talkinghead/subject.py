@@ -76,9 +76,14 @@ class Subject:
         return int(self.meta["n_frames"])
 
     def split(self, name: str) -> np.ndarray:
-        """Frame indices of ``train`` or ``val``."""
+        """Frame indices of ``train`` or ``val``. The held-out ``val`` range is usually the last frames; where it
+        lies inside the ``train`` range (a held-out stretch in the middle), ``train`` skips it."""
         lo, hi = self.meta["split"][name]
-        return np.arange(lo, hi)
+        idx = np.arange(lo, hi)
+        if name == "train":
+            vlo, vhi = self.meta["split"].get("val", (hi, hi))
+            idx = idx[(idx < vlo) | (idx >= vhi)]
+        return idx
 
     @cached_property
     def tracks(self) -> dict[str, np.ndarray]:

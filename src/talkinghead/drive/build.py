@@ -47,6 +47,16 @@ def default_lips(engine: Engine) -> str:
     return "audio" if engine.landmark_lips and (engine.model_dir / MOTION_FILE).is_file() else "engine"
 
 
+LIPS = ("engine", "audio", "tracked")
+
+
+def tracked_mouth(subject, frames: np.ndarray) -> np.ndarray:
+    """(N, len(MOUTH_POINTS), 2) the pose-free mouth and jaw tracked in subject frames ``frames``."""
+    from ..motion import MOUTH_POINTS
+
+    return subject.tracks["canon_landmarks"][np.asarray(frames)][:, MOUTH_POINTS, :2].astype(np.float32)
+
+
 SELDOM_BLINKS = 8.0  # a minute: a recording that blinks less gets natural blinks added to its replay
 
 
@@ -64,11 +74,14 @@ def check_request(engine: Engine, pose="train", background=None, eye_level: floa
     """Every ability a drive can ask of an engine, checked in this one place."""
     if isinstance(pose, (str, Path)) and str(pose) not in ("train", "still", "audio"):
         engine.require("free_pose")
-    if lips not in ("engine", "audio"):
-        raise InputError(f"unknown --lips {lips!r}; use engine (the engine's own audio → mouth) or audio "
-                         "(the expression learner's landmarks)")
-    if lips == "audio":
+    if lips not in LIPS:
+        raise InputError(f"unknown --lips {lips!r}; use engine (the engine's own audio → mouth), audio "
+                         "(the expression learner's landmarks) or tracked (the replayed frames' own, evaluation)")
+    if lips != "engine":
         engine.require("landmark_lips")
+    if lips == "tracked" and isinstance(pose, (str, Path)):
+        raise InputError("--lips tracked renders recorded frames with their own tracked mouths: only for "
+                         "`talkinghead evaluate` (held-out frames), not for new speech")
     if background is not None:
         engine.require("background_swap")
     if eye_level is not None or blink == "natural":
@@ -83,7 +96,8 @@ def build_drive(engine: Engine, audio: str | Path | None = None, text: str | Non
     ``pose``: ``train``, ``still``, ``audio`` (the motion learner's head motion for this speech), a pose
     file, or recorded frame indices (see ``Schedule``);
     ``background``: an image (path or RGB array) to render over, for engines that can; ``lips``: ``engine``
-    (its own audio → mouth) or ``audio`` (the expression learner's landmarks, engines with landmark_lips).
+    (its own audio → mouth), ``audio`` (the expression learner's landmarks, engines with landmark_lips) or
+    ``tracked`` (the replayed frames' own tracked mouths: the renderer alone, for evaluation).
     """
     check_request(engine, pose, background, eye_level, lips, blink)
     subject = engine.subject
@@ -99,6 +113,8 @@ def build_drive(engine: Engine, audio: str | Path | None = None, text: str | Non
     if isinstance(background, (str, Path)):
         background = read_background(background)
     stats = None if speech.mel_windows is None else mel_stats(speech.mel_windows)
-    mouth = motion.mouth_points(speech.visemes, speech.mel_windows) if lips == "audio" else None
+    rows = schedule.rows(0, len(speech))
+    mouth = motion.mouth_points(speech.visemes, speech.mel_windows, closures=speech.exact) if lips == "audio" else \
+        tracked_mouth(subject, rows["pose_index"]) if lips == "tracked" else None
     return Drive(fps=subject.fps, visemes=speech.visemes, mel_windows=speech.mel_windows, audio=speech.audio, mouth=mouth,
-                 background=background, mel_stats=stats, **schedule.rows(0, len(speech)))
+                 background=background, mel_stats=stats, **rows)

@@ -33,6 +33,7 @@ class Speech:
     visemes: np.ndarray | None  # (N, 15)
     mel_windows: np.ndarray | None  # (N, 16, 80) float32
     phones: list[Segment] | None = None  # the timed phones behind ``visemes``
+    exact: bool = False  # the phones are known exactly (TTS), not recognised
 
     def __len__(self) -> int:
         return self.n_frames
@@ -63,7 +64,7 @@ def speech_features(wav: np.ndarray, phones: list | None, fps: float, features=(
     f = compute_audio_features(wav, SAMPLE_RATE, n, fps, phones=phones if want_visemes else [])
     return Speech(audio=wav, fps=fps, n_frames=n, visemes=f["visemes"] if want_visemes else None,
                   mel_windows=f["mel_windows"].astype(np.float32) if "mel" in features else None,
-                  phones=_segments(f) if want_visemes else None)
+                  phones=_segments(f) if want_visemes else None, exact=phones is not None and want_visemes)
 
 
 def load_speech(audio: str | Path | None = None, text: str | None = None, fps: float = 25.0,

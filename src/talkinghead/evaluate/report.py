@@ -19,8 +19,8 @@ import numpy as np
 from ..utils import atomic_path, write_json
 
 REPORT_MARKERS = ("report.html", "metrics.json")  # what makes a directory an earlier evaluate report
-METRIC_KEYS = ["psnr", "psnr_mouth", "psnr_generated", "copied_fraction", "ssim", "lmd", "aperture_r", "blink_f1",
-               "cpbd", "flicker", "seam", "fps", "rtf", "peak_ram_mb", "viseme_consistency", "av_lag_ms", "motion"]
+METRIC_KEYS = ["psnr", "psnr_mouth", "psnr_generated", "copied_fraction", "ssim", "lmd", "aperture_r",
+               "aperture_std_ratio", "lips", "requested", "blink_f1", "cpbd", "flicker", "seam", "fps", "rtf", "peak_ram_mb", "viseme_consistency", "av_lag_ms", "motion"]
 
 _LABELS = {
     "psnr": ("PSNR", "dB, higher is better (capped at 100)"),
@@ -30,6 +30,12 @@ _LABELS = {
     "ssim": ("SSIM", "Gaussian 11x11, 1 = identical"),
     "lmd": ("LMD", "mouth landmark distance, lower is better"),
     "aperture_r": ("Aperture r", "Pearson r of mouth opening, rendered vs real"),
+    "aperture_std_ratio": ("Aperture std ratio", "how much the rendered mouth opens and closes: its aperture's "
+                           "standard deviation / the real one's (1 = as much as the person)"),
+    "lips": ("Lips", "the mouth shapes rendered: engine (its own audio path), audio (the expression learner's), "
+             "tracked (the held-out frames' own: the renderer alone)"),
+    "requested": ("Rendered vs requested", "the rendered mouth's aperture against the mouth shapes the renderer "
+                  "was asked for (with --lips audio|tracked): Pearson r and std ratio"),
     "blink_f1": ("Blink F1", "rendered vs real blinks, ±3 frames"),
     "cpbd": ("CPBD", "sharpness, 0..1, higher is sharper"),
     "flicker": ("Flicker", "excess background temporal MSE over the real video"),
@@ -39,7 +45,7 @@ _LABELS = {
     "peak_ram_mb": ("Peak RAM", "MB"),
     "viseme_consistency": ("Viseme consistency", "fraction of visemes with a plausible mouth"),
     "av_lag_ms": ("A/V lag", "ms, positive = mouth lags audio"),
-    "motion": ("Motion learners", "held-out, before rendering: expression learner aperture r and LMD; generated head "
+    "motion": ("Motion learners", "held-out, before rendering: expression learner aperture r, std ratio and LMD; generated head "
                "motion's std / real per axis, velocity Fréchet distance (also for a still head and a replay), "
                "motion-speech energy r, replay score (< 0.5: copies training motion)"),
 }

@@ -27,7 +27,7 @@ from .analyze import analyze_video
 from .cross import cross_thresholds, cross_viseme_consistency
 from ..metrics import FlickerAccumulator, SeamAccumulator, cpbd, crop_box, psnr, ssim
 from .report import METRIC_KEYS, REPORT_MARKERS, write_metrics, write_report
-from .temporal import audio_envelope, av_lag_ms, blink_f1, detect_blinks, pearson
+from .temporal import audio_envelope, av_lag_ms, blink_f1, detect_blinks, pearson, std_ratio
 
 MOUTH = sorted(set(mesh.LIPS_OUTER + mesh.LIPS_INNER))
 
@@ -46,6 +46,17 @@ def motion_metrics(model_dir: Path, subject, idx: np.ndarray) -> dict | None:
     return out
 
 
+def requested_aperture(subject, drive) -> np.ndarray | None:
+    """The pose-free mouth aperture of the mouth shapes a drive asked the renderer for (None: its own audio)."""
+    if drive.mouth is None:
+        return None
+    from ..motion import MOUTH_POINTS
+
+    lm = subject.tracks["canon_landmarks"][drive.pose_index][..., :2].astype(np.float64)
+    lm[:, MOUTH_POINTS] = drive.mouth
+    return mesh.mouth_aperture(lm)
+
+
 def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | Path | None = None,
                    device: str = "auto", lips: str | None = None, force: bool = False,
                    precision: str = "auto") -> dict:
@@ -61,7 +72,8 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
 
         raise InputError(f"split {split!r} of {subject.path} has {len(idx)} frames; need at least 3")
     speech = subject_speech(subject, idx)
-    drive = build_drive(engine, speech=speech, pose=idx, lips=default_lips(engine) if lips is None else lips)
+    lips = default_lips(engine) if lips is None else lips
+    drive = build_drive(engine, speech=speech, pose=idx, lips=lips)
     tr = subject.tracks
     scale = 512.0 / subject.size  # lmd is reported in pixels at 512²
     p_full, p_mouth, p_gen, copied, s_full, sharp_r, sharp_g = [], [], [], [], [], [], []
@@ -124,7 +136,10 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
     metrics.update(
         psnr=float(np.mean(p_full)), psnr_mouth=float(np.mean(p_mouth)), ssim=float(np.mean(s_full)),
         psnr_generated=float(np.mean(p_gen)) if p_gen else None, copied_fraction=float(np.mean(copied)),
-        lmd=lmd, aperture_r=pearson(a.aperture, real_ap), blink_f1=blink_f1(blinks_r, blinks_g),
+        lmd=lmd, aperture_r=pearson(a.aperture, real_ap), aperture_std_ratio=std_ratio(a.aperture, real_ap), lips=lips,
+        requested=None if (asked := requested_aperture(subject, drive)) is None else
+        {"r": pearson(a.aperture, asked), "std_ratio": std_ratio(a.aperture, asked)},
+        blink_f1=blink_f1(blinks_r, blinks_g),
         cpbd={"rendered": float(np.mean(sharp_r)), "real": float(np.mean(sharp_g))},
         flicker=None if flick_r.value is None else flick_r.value - flick_g.value, seam=seam.value,
         fps=len(idx) / render_s, rtf=render_s / (len(idx) / drive.fps),

@@ -55,6 +55,28 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
     return float(np.clip(np.sum(x * y) / (sx * sy), -1.0, 1.0))
 
 
+def best_lag_r(x: Sequence[float], y: Sequence[float], max_lag: int = 5) -> tuple[float | None, int]:
+    """The highest Pearson r of ``x[t]`` with ``y[t + L]`` over integer lags ``|L| <= max_lag`` and that lag
+    (positive: ``y`` follows ``x``); (None, 0) when no lag gives one."""
+    x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    best, lag = None, 0
+    for L in range(-max_lag, max_lag + 1):
+        a, b = (x[: len(x) - L], y[L:]) if L >= 0 else (x[-L:], y[: len(y) + L])
+        r = pearson(a, b) if len(a) >= 3 else None
+        if r is not None and (best is None or r > best):
+            best, lag = r, L
+    return best, lag
+
+
+def std_ratio(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """std(x) / std(y) over their finite values (how much ``x`` moves against ``y``); None if ``y`` is still."""
+    x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    if len(x) < 2 or len(y) < 2 or y.std() <= 1e-12:
+        return None
+    return float(x.std() / y.std())
+
+
 def _odd(n: float) -> int:
     n = max(1, int(round(n)))
     return n if n % 2 else n + 1

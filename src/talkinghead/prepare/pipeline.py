@@ -50,8 +50,14 @@ class PrepareConfig:
     val_fraction: float = 0.1
     crop_scale: float = 3.0  # crop side in face widths
     jpeg_quality: int = 95
-    min_seconds: float = 3.0
+    min_seconds: float = 1.0  # shorter clips are tracked too (other voices' mouths, measured); train wants more
     max_missing: float = 0.10  # error if the face is missing in more frames than this
+
+
+def too_short(video, seconds: float, least: float, what: str = "") -> str:
+    """One line: how long the video is (never rounded up to the limit) and the least prepare takes."""
+    shown = np.floor(seconds * 100) / 100
+    return f"{video}: is {shown:.2f} s long{' ' + what if what else ''}; prepare needs at least {least:g} s"
 
 
 def file_sha256(path: Path) -> str:
@@ -146,7 +152,7 @@ def prepare(video: str | Path, out: str | Path, audio: str | Path | None = None,
     if not vinfo.has_audio and audio is None:
         raise InputError(f"{video}: has no audio track; pass --audio WAV")
     if vinfo.duration == vinfo.duration and vinfo.duration < cfg.min_seconds:
-        raise InputError(f"{video}: is {vinfo.duration:.1f} s long; need at least {cfg.min_seconds:.0f} s")
+        raise InputError(too_short(video, vinfo.duration, cfg.min_seconds))
     audio_src = Path(audio) if audio is not None else video
     key_src = {"video": file_sha256(video), "audio": file_sha256(audio_src) if audio else None,
                "config": asdict(cfg), "format": FORMAT_VERSION}
@@ -183,7 +189,7 @@ def prepare(video: str | Path, out: str | Path, audio: str | Path | None = None,
             raw = {k: v[:n] for k, v in raw.items()}
             row[2] = f"{n} frames, face found in {raw['found'].mean():.1%}"
         if n / cfg.fps < cfg.min_seconds:
-            raise InputError(f"{video}: is {n / cfg.fps:.1f} s long; need at least {cfg.min_seconds:.0f} s")
+            raise InputError(too_short(video, n / cfg.fps, cfg.min_seconds, "with its face and sound"))
         crop = plan_crop(raw["landmarks"], vinfo.width, vinfo.height, cfg.crop_scale)
         with timer.stage("pose") as row:
             if not stages.done("pose"):
