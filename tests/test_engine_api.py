@@ -178,6 +178,37 @@ def test_session_output_does_not_depend_on_chunking_and_memory_stays_bounded(chu
     assert max(eng.kept) <= s.history + eng.lookahead + 4 + chunk + 4  # history, not the whole stream
 
 
+def test_a_locked_engine_renders_whole_drives_and_sessions_under_its_lock():
+    """The live server's wrapper: a session and a whole render both go through its locked batches."""
+    from talkinghead.serve.render import LockedEngine
+
+    class Watched(CountingEngine):
+        def render_batch(self, rows, ks, prepared, state):
+            assert locked.lock.locked()
+            return super().render_batch(rows, ks, prepared, state)
+
+    v = np.sin(np.arange(50) * 0.37)
+    inner = Watched()
+    locked = LockedEngine(inner)
+    whole = list(locked.render(drive_of(v), batch_size=4))
+    s = locked.session(batch_size=4)
+    streamed = list(s.push(drive_of(v))) + list(s.end())
+    assert np.array_equal(np.concatenate(whole), np.concatenate(streamed)) and len(whole) == len(v)
+    assert sum(inner.batches) == 2 * len(v)
+
+
+def test_a_drive_asking_for_an_ability_the_engine_lacks_names_the_engines_that_have_it():
+    from talkinghead.drive import check_request
+    from talkinghead.errors import InputError
+
+    with pytest.raises(InputError) as e:
+        check_request(ToyEngine, background=np.zeros((4, 4, 3), np.uint8))
+    assert str(e.value).startswith("the toy engine cannot swap the background") and "engines that can: nerf" in str(e.value)
+    with pytest.raises(InputError, match="cannot render any head pose.*replay recorded poses"):
+        check_request(ToyEngine, pose="pose.txt")
+    check_request(ToyEngine, pose="still")  # what it can do passes
+
+
 def test_schedule_rows_of_any_range_equal_the_whole():
     from talkinghead.drive import Schedule
     from talkinghead.subject import Subject

@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 
 from ..audio.windows import mel_stats
-from ..engines.base import Drive, Engine
+from ..engines import available_engines
+from ..engines.base import Engine
+from ..engines.types import Drive
 from ..errors import InputError
 from ..motion import MOTION_FILE, MotionModel
 from .schedule import Poses, Schedule, blink_rate
@@ -69,23 +71,31 @@ def resolved_blink(engine: Engine, blink: str, pose) -> str:
     return "natural" if blink_rate(engine.subject) < SELDOM_BLINKS else "auto"
 
 
+def require(engine: Engine, ability: str) -> None:
+    """One clear error when a drive asks for an ability ``engine`` lacks, naming the engines that have it."""
+    if getattr(engine, ability):
+        return
+    others = [name for name, cls in available_engines().items() if getattr(cls, ability, False)]
+    raise InputError(engine.cannot(ability) + (f"; engines that can: {', '.join(others)}" if others else ""))
+
+
 def check_request(engine: Engine, pose="train", background=None, eye_level: float | None = None,
                   lips: str = "engine", blink: str = "auto") -> None:
     """Every ability a drive can ask of an engine, checked in this one place."""
     if isinstance(pose, (str, Path)) and str(pose) not in ("train", "still", "audio"):
-        engine.require("free_pose")
+        require(engine, "free_pose")
     if lips not in LIPS:
         raise InputError(f"unknown --lips {lips!r}; use engine (the engine's own audio → mouth), audio "
                          "(the expression learner's landmarks) or tracked (the replayed frames' own, evaluation)")
     if lips != "engine":
-        engine.require("landmark_lips")
+        require(engine, "landmark_lips")
     if lips == "tracked" and isinstance(pose, (str, Path)):
         raise InputError("--lips tracked renders recorded frames with their own tracked mouths: only for "
                          "`talkinghead evaluate` (held-out frames), not for new speech")
     if background is not None:
-        engine.require("background_swap")
+        require(engine, "background_swap")
     if eye_level is not None or blink == "natural":
-        engine.require("eye_control")
+        require(engine, "eye_control")
 
 
 def build_drive(engine: Engine, audio: str | Path | None = None, text: str | None = None,

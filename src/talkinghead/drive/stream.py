@@ -25,7 +25,8 @@ import numpy as np
 
 from ..audio.stream import FeatureStream
 from ..audio.windows import mel_sums, stats_from_sums
-from ..engines.base import Drive, Engine
+from ..engines.base import Engine
+from ..engines.types import Drive
 from ..errors import InputError
 from .build import check_request, read_background, resolved_blink
 from .schedule import Schedule

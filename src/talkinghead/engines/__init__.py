@@ -9,7 +9,8 @@ from __future__ import annotations
 from importlib import import_module
 
 from ..errors import InputError
-from .base import Budget, Drive, Engine, EngineConfig, Phase, TrainModel, Validation
+from .base import Engine, EngineConfig, TrainModel
+from .types import Budget, Drive, Phase, Validation
 
 ENGINES: dict[str, str | type[Engine]] = {
     "viseme": "talkinghead.engines.viseme.engine:VisemeEngine",
@@ -33,6 +34,17 @@ def get_engine(name: str) -> type[Engine]:
     return getattr(import_module(module), cls)
 
 
+def available_engines() -> dict[str, type[Engine]]:
+    """``{name: class}`` of every registered engine that imports (one that cannot is left out)."""
+    out = {}
+    for name in ENGINES:
+        try:
+            out[name] = get_engine(name)
+        except Exception:  # noqa: BLE001 - an engine that cannot import is simply not offered
+            continue
+    return out
+
+
 def resolve_device(device: str = "auto") -> str:
     import torch
 
@@ -46,4 +58,4 @@ def resolve_device(device: str = "auto") -> str:
 
 
 __all__ = ["Budget", "Drive", "Engine", "EngineConfig", "ENGINES", "Phase", "TrainModel", "Validation",
-           "get_engine", "register_engine", "resolve_device"]
+           "available_engines", "get_engine", "register_engine", "resolve_device"]

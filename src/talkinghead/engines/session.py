@@ -16,20 +16,45 @@ batch renders.
 
 Latency of a live stream = the audio features' own delay (``audio/stream.py``)
 + ``lookahead`` frames + one batch of render time.
+
+A session renders through anything with an engine's three rendering members
+(``BatchRenderer``): an ``Engine``, or a wrapper such as the live server's
+``LockedEngine``.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
+from typing import Iterator, Protocol
 
 import numpy as np
 
-from .base import Drive, Engine
+from .types import Drive
+
+__all__ = ["BatchRenderer", "RenderSession", "render_drive"]
+
+
+class BatchRenderer(Protocol):
+    """What a session needs of an engine (see ``Engine``): its look-ahead and its two batch methods."""
+
+    lookahead: int
+
+    def prepare_batch(self, rows: Drive, ks: np.ndarray): ...
+
+    def render_batch(self, rows: Drive, ks: np.ndarray, prepared, state: dict) -> list[np.ndarray]: ...
+
+
+def render_drive(engine: BatchRenderer, drive: Drive, batch_size: int = 8,
+                 chunk: int | None = None) -> Iterator[np.ndarray]:
+    """Every frame of a whole drive, fed to a session in chunks (the path live output takes)."""
+    s = RenderSession(engine, batch_size)
+    for part in drive.chunks(chunk or max(batch_size, int(round(drive.fps)))):
+        yield from s.push(part)
+    yield from s.end()
 
 
 class RenderSession:
-    def __init__(self, engine: Engine, batch_size: int = 8, history: int = 16, first_batch: int | None = None):
+    def __init__(self, engine: BatchRenderer, batch_size: int = 8, history: int = 16, first_batch: int | None = None):
         self.engine, self.batch_size, self.history = engine, max(1, batch_size), history
         self.first_batch = max(1, first_batch or self.batch_size)
         self.lookahead = int(engine.lookahead)

@@ -28,6 +28,7 @@ import torch
 
 from ..audio.wav import SAMPLE_RATE
 from ..drive.stream import DriveStream
+from ..engines.base import Engine
 from ..errors import InputError
 from ..progress import warn
 from .idle import IdleLoop
@@ -40,7 +41,10 @@ PLAY_THROUGH_SLACK = 1.1
 
 class LockedEngine:
     """The engine with ``prepare_batch`` / ``render_batch`` under one lock: sessions share it batch by batch.
-    A ``thread_safe`` engine gets a lock that never blocks (its batches may render side by side)."""
+    A ``thread_safe`` engine gets a lock that never blocks (its batches may render side by side). Its
+    ``session`` and ``render`` are the engine's own, run over the locked batches."""
+
+    session, render = Engine.session, Engine.render
 
     def __init__(self, engine):
         self._engine = engine
@@ -56,11 +60,6 @@ class LockedEngine:
     def render_batch(self, rows, ks, prepared, state):
         with self.lock:
             return self._engine.render_batch(rows, ks, prepared, state)
-
-    def session(self, batch_size: int = 8, first_batch: int | None = None):
-        from ..engines.session import RenderSession
-
-        return RenderSession(self, batch_size, first_batch=first_batch)
 
 
 class DecoderPool:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..engines.base import Phase, TrainModel, Validation
+from ..engines.base import TrainModel
+from ..engines.types import Phase, Validation
 from ..motion import MotionConfig, MotionData, MotionModel
 from ..motion.metrics import expression_metrics, head_metrics
 from ..subject import Subject

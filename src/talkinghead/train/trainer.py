@@ -26,8 +26,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..engines.base import Budget, Phase, TrainModel
+from ..engines.base import TrainModel
 from ..engines.modeldir import write_meta
+from ..engines.types import Budget, Phase
 from ..errors import InputError
 from ..metrics import validate_frames
 from ..subject import Subject

@@ -26,7 +26,8 @@ import torch
 from ...audio.windows import audio_channels, feature_windows, input_stats, window_features
 from ...compose import SpeechFrames, over
 from ...subject import Subject
-from ..base import Drive, Engine, EngineConfig
+from ..base import Engine, EngineConfig
+from ..types import Drive
 from .audio import momentum_smooth
 from .data import NerfData, head_aabb, stack8
 from .fields import FieldConfig, TorsoConfig

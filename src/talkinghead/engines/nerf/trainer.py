@@ -31,7 +31,8 @@ from ...compose import over
 from ...compose.labels import HEAD_LABELS
 from ...nn import ssim
 from ...progress import info
-from ..base import Phase, TrainModel, Validation
+from ..base import TrainModel
+from ..types import Phase, Validation
 from .data import NerfData, lip_codes, stack8
 from .model import Frame, TalkingNeRF
 

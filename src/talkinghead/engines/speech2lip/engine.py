@@ -26,7 +26,8 @@ from ...compose import RecordedFrames
 from ...errors import InputError
 from ...motion import LOOKAHEAD, MotionModel
 from ...subject import Subject
-from ..base import Drive, Engine, EngineConfig
+from ..base import Engine, EngineConfig
+from ..types import Drive
 from .blend import soften
 from .exemplar import exemplar_path
 from .gamem import Camera

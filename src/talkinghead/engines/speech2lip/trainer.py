@@ -19,7 +19,8 @@ import torch
 
 from ...geometry import face as mesh
 from ...nn import PatchDiscriminator, feature_matching_loss, gan_loss_d, gan_loss_g, ms_ssim_loss, ssim
-from ..base import Phase, TrainModel, Validation
+from ..base import TrainModel
+from ..types import Phase, Validation
 from .blend import add_holes
 from .parts import Parts, to_uint8
 

@@ -25,7 +25,8 @@ import torch
 from ...audio.windows import audio_channels, input_stats, window_features
 from ...lru import Lru
 from ...subject import Subject
-from ..base import Drive, Engine, EngineConfig
+from ..base import Engine, EngineConfig
+from ..types import Drive
 from . import drawing as D
 from .data import FrameStore, audio_windows
 from .render import Compositor, to_tensor

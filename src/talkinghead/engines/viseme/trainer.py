@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from ...nn import PatchDiscriminator, feature_matching_loss, gan_loss_d, gan_loss_g, ms_ssim_loss, smooth_l1
-from ..base import Phase, TrainModel, Validation
+from ..base import TrainModel
+from ..types import Phase, Validation
 from .data import FrameStore, audio_shape
 from .networks import VisemeGenerator, VisemeNetConfig
 from .oracle import Oracle
