@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from talkinghead.compose import (RecordedFrames, blend, eye_mask, feathered_polygon, lower_face_mask, over, paste,
-                                 speech_face_mask)
+                                 place, speech_face_mask)
 from talkinghead.geometry import pose as P
 
 
@@ -62,6 +62,15 @@ def face_landmarks(size: int = 256) -> np.ndarray:
     R, t = P.matrix_from_euler(0, 0, 0), np.array([0.5, 1.0, 60.0])
     uv = P.project(P.canonical_face(), R, t, P.intrinsics(900, size, size))
     return np.concatenate([uv, np.zeros((len(uv), 1))], 1)
+
+
+@pytest.mark.parametrize("origin", [(2, 3), (-2, -1), (5, 4), (-6, 0), (9, 9)])
+def test_place_writes_the_crop_where_it_overlaps_the_canvas(origin):
+    canvas, crop = np.zeros((8, 9), np.float32), np.arange(1, 21, dtype=np.float32).reshape(4, 5)
+    out = place(canvas, crop, origin)
+    want = np.zeros((8 + 20, 9 + 20), np.float32)  # the canvas with room around it, cut back after
+    want[10 + origin[1]:14 + origin[1], 10 + origin[0]:15 + origin[0]] = crop
+    assert np.array_equal(out, want[10:18, 10:19]) and not canvas.any()  # a copy: the canvas is untouched
 
 
 @pytest.mark.parametrize("frac", [0.1, 0.5])

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from talkinghead.metrics import ssim as ssim_metric
-from talkinghead.nn import (PatchDiscriminator, Standardise, UNet, feature_matching_loss, gan_loss_d, gan_loss_g,
-                            ms_ssim_loss, smooth_l1, ssim)
+from talkinghead.nn import (PatchDiscriminator, Standardise, UNet, discriminator_gan_losses, feature_matching_loss,
+                            gan_loss_d, gan_loss_g, generator_gan_losses, ms_ssim_loss, smooth_l1, ssim, to_uint8)
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +31,32 @@ def test_discriminator_and_gan_losses():
     assert smooth_l1(x, x) == 0 and smooth_l1(x, x + 1) > 0
     d_in = PatchDiscriminator(in_ch=4, base=8, spectral=False, instance=True)
     assert d_in(torch.rand(1, 4, 64, 64))[-1].shape == (1, 1, 6, 6)
+
+
+def test_a_gan_phase_loss_dicts_join_at_their_step_and_sum_over_discriminators():
+    """Before ``start`` both dicts are empty (no discriminator runs, its optimiser skips); from it on they are
+    the weighted sums of the LSGAN and feature-matching terms over every (discriminator, fake, real)."""
+    d1, d2 = PatchDiscriminator(3, 8).eval(), PatchDiscriminator(3, 8).eval()  # eval: spectral norm fixed
+    fake = (torch.rand(2, 3, 64, 64) * 2 - 1).requires_grad_()
+    real = [torch.rand(2, 3, 64, 64) * 2 - 1 for _ in range(2)]
+    judged = [(d1, fake, real[0]), (d2, fake * 0.5, real[1])]
+    assert generator_gan_losses(judged, 9, 10, 0.05, 1.0) == {} and discriminator_gan_losses(judged, 9, 10) == {}
+    g = generator_gan_losses(judged, 10, 10, 0.05, 2.0)
+    want_gan = 0.05 * (gan_loss_g(d1(fake)[-1]) + gan_loss_g(d2(fake * 0.5)[-1]))
+    want_fm = 2.0 * (feature_matching_loss(d1(real[0])[:-1], d1(fake)[:-1])
+                     + feature_matching_loss(d2(real[1])[:-1], d2(fake * 0.5)[:-1]))
+    assert set(g) == {"gan", "fm"} and torch.equal(g["gan"], want_gan) and torch.equal(g["fm"], want_fm)
+    d = discriminator_gan_losses(judged, 10, 10)["d"]
+    assert torch.equal(d, gan_loss_d(d1(real[0])[-1], d1(fake)[-1]) + gan_loss_d(d2(real[1])[-1], d2(fake * 0.5)[-1]))
+    d.backward()
+    assert fake.grad is None  # the generated images are detached for the discriminators
+
+
+def test_to_uint8_maps_either_range_to_0_255_and_grey_to_rgb():
+    x = torch.tensor([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0]).reshape(1, 1, 1, 6)
+    assert to_uint8(x, -1)[0, 0, :, 0].tolist() == [0, 0, 128, 191, 255, 255]  # 127.5 and 191.25, rounded
+    assert to_uint8(x)[0, 0, :, 0].tolist() == [0, 0, 0, 128, 255, 255]
+    assert to_uint8(x).shape == (1, 1, 6, 3) and to_uint8(torch.rand(2, 3, 4, 5)).shape == (2, 4, 5, 3)
 
 
 def test_ms_ssim_loss():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["over", "blend", "paste"]
+__all__ = ["over", "blend", "paste", "place"]
 
 
 def over(rgb, alpha, under):
@@ -49,4 +49,17 @@ def paste(frame: np.ndarray, crop: np.ndarray, region: tuple[int, int, int], mas
     under = out[ys, xs].astype(np.float32)
     top = patch[r0:r1, c0:c1].astype(np.float32)
     out[ys, xs] = blend(under, top, mask[r0:r1, c0:c1]).round().astype(np.uint8)
+    return out
+
+
+def place(canvas: np.ndarray, crop: np.ndarray, origin) -> np.ndarray:
+    """A copy of ``canvas`` (H, W, ...) with ``crop`` (h, w, ...) written over it, its top-left corner at
+    ``origin`` = (x0, y0); the parts of the crop outside the canvas are dropped."""
+    x0, y0 = (int(v) for v in origin)
+    out = canvas.copy()
+    h, w = crop.shape[:2]
+    H, W = out.shape[:2]
+    ys, xs = slice(max(0, y0), min(H, y0 + h)), slice(max(0, x0), min(W, x0 + w))
+    if ys.stop > ys.start and xs.stop > xs.start:
+        out[ys, xs] = crop[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
     return out

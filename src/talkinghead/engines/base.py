@@ -39,6 +39,7 @@ class EngineConfig:
     val_frames: int = 8  # held-out frames compared at each checkpoint
     checkpoint_minutes: float = 3.0
     motion_share: float = 0.1  # of the budget: the motion learners (motion.pt), trained after the engine
+    lr_half_steps: int = 3000  # every learning rate halves every this many steps (``TrainModel.lr_scale``)
     # Settings added after models were saved without them: the values those models were built with.
     LEGACY: ClassVar[dict] = {}
 
@@ -60,6 +61,7 @@ class TrainModel(ABC):
     """
 
     ema: dict[str, float] = {}
+    cfg: EngineConfig  # its settings (the motion learners': a ``MotionConfig``, with its own ``lr_half_steps``)
 
     @abstractmethod
     def modules(self) -> dict:
@@ -74,8 +76,9 @@ class TrainModel(ABC):
         ...
 
     def lr_scale(self, phase: str, step: int) -> float:
-        """Factor on every group's initial learning rate at ``step`` of ``phase``."""
-        return 1.0
+        """Factor on every group's initial learning rate at ``step`` of ``phase``: halved every
+        ``cfg.lr_half_steps`` steps (a model with another schedule overrides this)."""
+        return 0.5 ** (step / self.cfg.lr_half_steps)
 
     @abstractmethod
     def validation(self, phase: str, modules: dict) -> Validation:

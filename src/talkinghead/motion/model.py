@@ -37,7 +37,7 @@ class MotionConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     expression_share: float = 0.65  # of the motion budget; the head learner gets the rest
     noise_share: float = 0.3  # training sequences with noise added at a random 6-30 dB SNR
-    lr_half_steps: int = 3000
+    lr_half_steps: int = 3000  # the learners' learning rates halve every this many steps
     voices: int = 0  # re-voiced copies of the subject's speech (audio/revoice.py) the expression learner sees
     voice_share: float = 0.0  # training sequences drawn from one of them
     silences: int = 4  # copies of the subject's speech with quiet pauses cut in, the mouth closed there

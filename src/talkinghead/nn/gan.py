@@ -7,16 +7,23 @@
 * Feature matching: L1 between the discriminator's hidden activations on real
   and generated images (pix2pixHD), the perceptual term we can train on the
   subject itself (no pretrained VGG can be downloaded).
+* ``generator_gan_losses`` / ``discriminator_gan_losses``: the two loss dicts of
+  a GAN phase, for one or more (discriminator, generated, real) triples, empty
+  before the step the discriminators join at (pure reconstruction until then).
 """
 
 from __future__ import annotations
+
+import functools
+import operator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-__all__ = ["PatchDiscriminator", "gan_loss_d", "gan_loss_g", "feature_matching_loss"]
+__all__ = ["PatchDiscriminator", "gan_loss_d", "gan_loss_g", "feature_matching_loss", "generator_gan_losses",
+           "discriminator_gan_losses"]
 
 Logits = torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]
 
@@ -83,3 +90,29 @@ def feature_matching_loss(real_feats: list[torch.Tensor], fake_feats: list[torch
     if not real_feats:
         raise ValueError("no features to match")
     return sum(F.l1_loss(f, r.detach()) for r, f in zip(real_feats, fake_feats)) / len(real_feats)
+
+
+Judged = list[tuple[nn.Module, torch.Tensor, torch.Tensor]]  # (discriminator, generated, real) triples
+
+
+def generator_gan_losses(judged: Judged, step: int, start: int, w_gan: float, w_fm: float) -> dict:
+    """The generator's adversarial terms from step ``start`` on: ``gan`` (LSGAN) and ``fm`` (feature matching),
+    each summed over the triples and weighted; ``{}`` before (the discriminators have not joined)."""
+    if step < start:
+        return {}
+    seen = [(d(fake), d(real)) for d, fake, real in judged]
+    return {"gan": w_gan * _total(gan_loss_g(f[-1]) for f, _ in seen),
+            "fm": w_fm * _total(feature_matching_loss(r[:-1], f[:-1]) for f, r in seen)}
+
+
+def discriminator_gan_losses(judged: Judged, step: int, start: int) -> dict:
+    """The discriminators' loss from step ``start`` on: ``d``, LSGAN summed over the triples (the generated
+    images detached); ``{}`` before, so their optimiser does not step."""
+    if step < start:
+        return {}
+    return {"d": _total(gan_loss_d(d(real)[-1], d(fake.detach())[-1]) for d, fake, real in judged)}
+
+
+def _total(terms) -> torch.Tensor:
+    """``a + b + ...`` (no ``0 +`` first: one term stays the very tensor, its gradient path unchanged)."""
+    return functools.reduce(operator.add, terms)

@@ -50,9 +50,6 @@ class MotionTrainModel(TrainModel):
                       lambda step: self.data.head_batch(c.head, self.rng, c.noise_share),
                       {"head": lambda b, step: m.head.gen_losses(b), "head_disc": lambda b, step: m.head.disc_losses(b)})]
 
-    def lr_scale(self, phase: str, step: int) -> float:
-        return 0.5 ** (step / self.cfg.lr_half_steps)
-
     def validation(self, phase: str, modules: dict) -> Validation:
         m: MotionModel = modules["motion"]
         if phase == "motion_expression":

@@ -55,7 +55,7 @@ class NerfConfig(EngineConfig):
     lip_rays: float = 0.2  # share of head-phase rays drawn around the lips (the paper's face-focused sampling)
     lip_patch: int = 32
     lr: float = 1e-3  # networks; grids get 10x
-    lr_decay_steps: int = 20000  # lr falls to 0.1x over this many steps of a phase
+    lr_decay_steps: int = 20000  # lr falls to 0.1x over this many steps of a phase (instead of lr_half_steps)
     ema: float = 0.95
     w_entropy: float = 1e-3
     w_ambient: float = 0.1

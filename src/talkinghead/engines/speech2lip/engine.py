@@ -22,16 +22,17 @@ import numpy as np
 import torch
 
 from ...audio.windows import audio_channels, feature_windows, renormalise, window_features
-from ...compose import RecordedFrames
+from ...compose import RecordedFrames, place
 from ...errors import InputError
 from ...motion import LOOKAHEAD, MotionModel
+from ...nn import to_uint8
 from ...subject import Subject
 from ..base import Engine, EngineConfig
 from ..types import Drive
 from .blend import soften
 from .exemplar import exemplar_path
 from .gamem import Camera
-from .parts import Parts, to_uint8
+from .parts import Parts
 from .repose import HeadRepose
 from .trainer import Speech2LipModel
 
@@ -84,7 +85,6 @@ class Speech2LipConfig(EngineConfig):
     lr_field: float = 2e-3
     lr_depth: float = 1e-3
     lr_blend: float = 2e-4
-    lr_half_steps: int = 3000
     sync_fraction: float = 0.05
     lips_fraction: float = 0.5  # the rest trains the Blend-Net
     val_frames: int = 8
@@ -193,24 +193,10 @@ class Speech2LipEngine(Engine):
             out = p.blend(real, lips, mask).float()
         keep = soften(mask, 2, 3)  # the pixels the engine writes; the rest is the recorded frame
         blended = to_uint8(out * keep + real * (1 - keep))
-        return [self._paste(frame, origin, crop) for (frame, origin), crop in zip(frames, blended)]
-
-    def _paste(self, frame: np.ndarray, origin, crop: np.ndarray) -> np.ndarray:
-        x0, y0 = origin
-        out = frame.copy()
-        h, w = crop.shape[:2]
-        H, W = out.shape[:2]
-        ys, xs = slice(max(0, y0), min(H, y0 + h)), slice(max(0, x0), min(W, x0 + w))
-        out[ys, xs] = crop[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
-        return out
+        return [place(frame, crop, origin) for (frame, origin), crop in zip(frames, blended)]
 
     def composite_mask(self, rows: Drive, k: int) -> np.ndarray:
         """(H, W) float: how much of each pixel of output frame k the engine generated."""
-        (x0, y0), _, mask = self.parts.crop_map(int(rows.pose_index[k]))
-        m = soften(mask, 2, 3)[0, 0].cpu().numpy()
-        full = np.zeros((self.subject.size, self.subject.size), np.float32)
-        h, w = m.shape
+        origin, _, mask = self.parts.crop_map(int(rows.pose_index[k]))
         S = self.subject.size
-        ys, xs = slice(max(0, y0), min(S, y0 + h)), slice(max(0, x0), min(S, x0 + w))
-        full[ys, xs] = m[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
-        return full
+        return place(np.zeros((S, S), np.float32), soften(mask, 2, 3)[0, 0].cpu().numpy(), origin)

@@ -30,7 +30,7 @@ from .gamem import Camera, CanonicalDepth, frame_camera
 from .lipfield import LipField, LipFieldConfig, continuous_query
 from .sync import SyncNet
 
-__all__ = ["Parts", "to_uint8", "texture_with_margin"]
+__all__ = ["Parts", "texture_with_margin"]
 
 
 def texture_with_margin(frame: np.ndarray, box: tuple[int, int, int, int], reach: float) -> tuple[np.ndarray, tuple]:
@@ -42,11 +42,6 @@ def texture_with_margin(frame: np.ndarray, box: tuple[int, int, int, int], reach
     ys = np.clip(np.arange(y0 - my, y0 + h + my), 0, H - 1)
     xs = np.clip(np.arange(x0 - mx, x0 + w + mx), 0, W - 1)
     return frame[ys][:, xs], (mx, my)
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [0, 1] → (B, H, W, 3) uint8."""
-    return (x.detach().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 class Parts:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ...compose import HEAD_LABELS, push_pull_fill
+from ...nn import to_uint8
 from ...subject import Subject
 from .gamem import Camera, CanonicalDepth, face_depth, frame_camera
 
@@ -80,4 +81,4 @@ class HeadRepose:
         head = F.grid_sample(self.head, g, mode="bilinear", padding_mode="zeros", align_corners=False)
         head = head * (err < self.tolerance).float()[None, None]
         out = colour * head + self.plate_t * (1 - head)
-        return (out[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        return to_uint8(out)[0]

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from ...geometry import face as mesh
-from ...nn import PatchDiscriminator, feature_matching_loss, gan_loss_d, gan_loss_g, ms_ssim_loss, ssim
+from ...nn import PatchDiscriminator, discriminator_gan_losses, generator_gan_losses, ms_ssim_loss, ssim, to_uint8
 from ..base import TrainModel
 from ..types import Phase, Validation
 from .blend import add_holes
-from .parts import Parts, to_uint8
+from .parts import Parts
 
 
 class Speech2LipModel(TrainModel):
@@ -57,9 +57,6 @@ class Speech2LipModel(TrainModel):
             return [blend]
         return [Phase("sync", c.sync_fraction, self.sync_batch, {"sync": self.sync_losses}),
                 Phase("lips", c.lips_fraction, self.lips_batch, {"lips": self.lips_losses}), blend]
-
-    def lr_scale(self, phase: str, step: int) -> float:
-        return 0.5 ** (step / self.cfg.lr_half_steps)
 
     # ---- 1. sync ----------------------------------------------------------------------------------
     def _sync_windows(self, idx: np.ndarray) -> np.ndarray:
@@ -140,22 +137,19 @@ class Speech2LipModel(TrainModel):
         real, lips, mask = (torch.cat(x) for x in zip(*crops))
         return {"real": real, "lips": add_holes(lips, self.cfg.hole_prob), "mask": mask}
 
+    def _judged(self, b: dict) -> list:
+        """(discriminator, Blend-Net output, real crop), the images in [-1, 1] as the discriminator reads them."""
+        return [(self.disc, b["fake"] * 2 - 1, b["real"] * 2 - 1)]
+
     def blend_losses(self, b: dict, step: int) -> dict:
         c = self.cfg
         b["fake"] = fake = self.p.blend(b["real"], b["lips"], b["mask"])
         to = lambda x: x * 2 - 1  # noqa: E731
-        out = {"l1": (fake - b["real"]).abs().mean(), "ssim": c.w_ssim * ms_ssim_loss(to(fake), to(b["real"]))}
-        if step >= c.gan_start:
-            f, r = self.disc(to(fake)), self.disc(to(b["real"]))
-            out["gan"] = c.w_gan * gan_loss_g(f[-1])
-            out["fm"] = c.w_fm * feature_matching_loss(r[:-1], f[:-1])
-        return out
+        return {"l1": (fake - b["real"]).abs().mean(), "ssim": c.w_ssim * ms_ssim_loss(to(fake), to(b["real"])),
+                **generator_gan_losses(self._judged(b), step, c.gan_start, c.w_gan, c.w_fm)}
 
     def disc_losses(self, b: dict, step: int) -> dict:
-        if step < self.cfg.gan_start:
-            return {}
-        to = lambda x: x * 2 - 1  # noqa: E731
-        return {"d": gan_loss_d(self.disc(to(b["real"]))[-1], self.disc(to(b["fake"].detach()))[-1])}
+        return discriminator_gan_losses(self._judged(b), step, self.cfg.gan_start)
 
     # ---- validation and export ------------------------------------------------------------------
     def validation(self, phase: str, modules: dict) -> Validation:

@@ -24,6 +24,7 @@ import torch
 
 from ...audio.windows import audio_channels, input_stats, window_features
 from ...lru import Lru
+from ...nn import to_uint8
 from ...subject import Subject
 from ..base import Engine, EngineConfig
 from ..types import Drive
@@ -42,7 +43,6 @@ class VisemeConfig(EngineConfig):
     audio: str = "visemes"  # or "mel", "both" (visemes + log-mel side by side, see the README)
     batch_size: int = 4
     lr: float = 2e-4
-    lr_half_steps: int = 3000  # Adam lr halves every this many steps
     oracle_fraction: float = 0.35  # share of the budget for the oracle
     synthetic_fraction: float = 0.8  # share of mashed samples per renderer batch (paper: >= 80 %)
     augment: bool = True  # keypoint mashing on/off (ablation)
@@ -130,7 +130,7 @@ class VisemeEngine(Engine):
                 windows = audio_windows(self.cfg.audio, rows.visemes, rows.mel_windows)
                 face, _ = self.gen.from_keypoints(self._keypoints(*draws), torch.from_numpy(windows[ks]).to(self.device),
                                                   boxes, return_mouth=False)
-        crops = ((face.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        crops = to_uint8(face.float(), -1)
         return [self.comp.frames.paste_for(crop, j, rows.eye[k]) for crop, j, k in zip(crops, js, ks)]
 
     def _keypoints(self, keys, feats, draws) -> torch.Tensor:

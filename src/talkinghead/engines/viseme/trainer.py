@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...nn import PatchDiscriminator, feature_matching_loss, gan_loss_d, gan_loss_g, ms_ssim_loss, smooth_l1
+from ...nn import (PatchDiscriminator, discriminator_gan_losses, generator_gan_losses, ms_ssim_loss, smooth_l1,
+                   to_uint8)
 from ..base import TrainModel
 from ..types import Phase, Validation
 from .data import FrameStore, audio_shape
@@ -28,12 +29,6 @@ def net_config(cfg) -> VisemeNetConfig:
     latent = max(8, min(32, cfg.size // 8))
     return VisemeNetConfig(size=cfg.size, mouth_size=cfg.mouth_size, base=cfg.base, audio_dim=audio_dim,
                            audio_window=window, latent_hw=latent)
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(B, C, H, W) in [-1, 1] -> (B, H, W, C) uint8 (one channel repeated to three)."""
-    img = ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    return np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img
 
 
 class VisemeModel(TrainModel):
@@ -63,9 +58,6 @@ class VisemeModel(TrainModel):
                       {"oracle": self.oracle_losses, "d_oracle": self.d_losses("o")}),
                 Phase("renderer", shares[1], self.renderer_batch,
                       {"gen": self.renderer_losses, "d_gen": self.d_losses("g")}, tag="val")]
-
-    def lr_scale(self, phase: str, step: int) -> float:
-        return 0.5 ** (step / self.cfg.lr_half_steps)
 
     # ---- batches -----------------------------------------------------------------------------
     def _t(self, arrays, key) -> torch.Tensor:
@@ -105,19 +97,17 @@ class VisemeModel(TrainModel):
         return b
 
     # ---- loss dicts ----------------------------------------------------------------------------
+    def _judged(self, b: dict, who: str) -> list:
+        """(discriminator, generated, real) for the face and the mouth of ``who`` (o: oracle, g: generator)."""
+        (face, mouth) = b["fake"]
+        return [(self.d[f"{who}_face"], face, b["rgb"]), (self.d[f"{who}_mouth"], mouth, b["mouth_rgb"])]
+
     def _g_losses(self, b: dict, who: str, step: int) -> dict:
         c, (face, mouth) = self.cfg, b["fake"]
         face_t, mouth_t = b["rgb"], b["mouth_rgb"]
-        out = {"l1": c.w_l1 * (smooth_l1(face, face_t) + 2.0 * smooth_l1(mouth, mouth_t)),
-               "ssim": c.w_ssim * (ms_ssim_loss(face, face_t) + ms_ssim_loss(mouth, mouth_t))}
-        if step >= c.gan_start:
-            d_face, d_mouth = self.d[f"{who}_face"], self.d[f"{who}_mouth"]
-            fake_f, real_f = d_face(face), d_face(face_t)
-            fake_m, real_m = d_mouth(mouth), d_mouth(mouth_t)
-            out["gan"] = c.w_gan * (gan_loss_g(fake_f[-1]) + gan_loss_g(fake_m[-1]))
-            out["fm"] = c.w_fm * (feature_matching_loss(real_f[:-1], fake_f[:-1])
-                                  + feature_matching_loss(real_m[:-1], fake_m[:-1]))
-        return out
+        return {"l1": c.w_l1 * (smooth_l1(face, face_t) + 2.0 * smooth_l1(mouth, mouth_t)),
+                "ssim": c.w_ssim * (ms_ssim_loss(face, face_t) + ms_ssim_loss(mouth, mouth_t)),
+                **generator_gan_losses(self._judged(b, who), step, c.gan_start, c.w_gan, c.w_fm)}
 
     def oracle_losses(self, b: dict, step: int) -> dict:
         # Half the time the head network sees the real mouth (teacher forcing), half its own.
@@ -130,13 +120,7 @@ class VisemeModel(TrainModel):
         return self._g_losses(b, "g", step)
 
     def d_losses(self, who: str):
-        def losses(b: dict, step: int) -> dict:
-            if step < self.cfg.gan_start:
-                return {}
-            (face, mouth), d_face, d_mouth = b["fake"], self.d[f"{who}_face"], self.d[f"{who}_mouth"]
-            return {"d": gan_loss_d(d_face(b["rgb"])[-1], d_face(face.detach())[-1])
-                    + gan_loss_d(d_mouth(b["mouth_rgb"])[-1], d_mouth(mouth.detach())[-1])}
-        return losses
+        return lambda b, step: discriminator_gan_losses(self._judged(b, who), step, self.cfg.gan_start)
 
     # ---- validation and export ------------------------------------------------------------------
     def validation(self, phase: str, modules: dict) -> Validation:
@@ -145,8 +129,8 @@ class VisemeModel(TrainModel):
             face, draw = modules["oracle"](b["full"], b["mouth_draw"], b["box"])[0], b["full"]
         else:
             face, draw = modules["gen"](b["upper"], b["audio"], b["box"])[0], b["upper"]
-        return Validation(pred=to_uint8(face), real=to_uint8(b["rgb"]), boxes=self.store.mouth_boxes[self.val_idx],
-                          extra=[to_uint8(draw)])
+        return Validation(pred=to_uint8(face, -1), real=to_uint8(b["rgb"], -1),
+                          boxes=self.store.mouth_boxes[self.val_idx], extra=[to_uint8(draw, -1)])
 
     def export(self, modules: dict) -> dict:
         return {"config": self.cfg.__dict__, "generator": modules["gen"].state_dict(),
