@@ -107,7 +107,7 @@ def test_lip_field_shapes_range_and_warp_start(encoding):
 
 
 def test_texture_margin_reads_the_frame_past_the_region_and_keeps_the_region_where_it_was():
-    from talkinghead.engines.speech2lip.parts import texture_with_margin
+    from talkinghead.engines.speech2lip.view import texture_with_margin
 
     frame = (np.arange(40 * 50 * 3).reshape(40, 50, 3) % 253).astype(np.uint8)
     tex, (mx, my) = texture_with_margin(frame, (10, 5, 20, 16), 0.1)
@@ -144,13 +144,13 @@ def test_sync_loss_is_lower_for_synced_than_shifted_pairs(subject):
     """A short contrastive training on the synthetic speaker already tells its synced lip windows
     from the same video's shifted ones."""
     from talkinghead.engines.speech2lip.engine import Speech2LipConfig
-    from talkinghead.engines.speech2lip.parts import Parts
+    from talkinghead.engines.speech2lip.model import LipModel
     from talkinghead.engines.speech2lip.sync import info_nce
 
     torch.manual_seed(0)
     cfg = Speech2LipConfig(expr_members=1, sync_width=32)
     tri = subject.split("train")
-    p = Parts(subject, cfg, "cpu", fit_idx=tri)
+    p = LipModel(subject, cfg, "cpu", fit_idx=tri)
     opt = torch.optim.Adam(p.sync.parameters(), 1e-3)
     rng = np.random.default_rng(0)
     n = cfg.sync_window

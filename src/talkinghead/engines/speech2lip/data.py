@@ -6,7 +6,7 @@
   canonical pose, plus a margin.
 * ``LipData``: for every frame the engine learns from, a crop of the observed
   frame around where that region lands (a fixed-size box; the crop's origin is
-  kept), the frame's mouth-shape code (``MouthPCA``) and its appearance row.
+  kept) and its appearance row.
   Crops are what both the lip model's targets (warped into the canonical view)
   and the Blend-Net's inputs come from, so the whole frames are never held.
 """
@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from ...geometry import face as mesh
-from ...motion import MouthPCA
 from ...progress import bar
 from ...subject import Subject
 from .gamem import CanonicalDepth, Camera, frame_camera, region_box
@@ -57,12 +56,11 @@ def canonical_mask(subject: Subject, idx: np.ndarray, c: int, box: tuple[int, in
 
 
 class LipData:
-    def __init__(self, subject: Subject, c: int, depth: CanonicalDepth, pca: MouthPCA, indices: np.ndarray,
-                 code_period: int, margin: float = 0.05):
+    def __init__(self, subject: Subject, c: int, depth: CanonicalDepth, indices: np.ndarray, code_period: int,
+                 margin: float = 0.05):
         self.subject, self.c, self.period, self.depth = subject, c, max(1, code_period), depth
         self.indices = np.asarray(indices)
         self.cam_c = frame_camera(subject, c)
-        self.codes = pca.encode(subject.tracks["canon_landmarks"])
         self.centres: dict[int, np.ndarray] = {}
         spans = []
         for i in self.indices:

@@ -32,7 +32,7 @@ from ..types import Drive
 from .blend import soften
 from .exemplar import exemplar_path
 from .gamem import Camera
-from .parts import Parts
+from .model import LipModel
 from .repose import HeadRepose
 from .trainer import Speech2LipModel
 
@@ -115,10 +115,10 @@ class Speech2LipEngine(Engine):
     @classmethod
     def trainable(cls, subject: Subject, cfg: Speech2LipConfig, device: str, train_idx, val_idx,
                   motion: MotionModel | None = None) -> Speech2LipModel:
-        parts = Parts(subject, cfg, device, fit_idx=np.asarray(train_idx), motion=motion)
-        parts.data.indices = np.concatenate([train_idx, val_idx])
-        parts.data.load()
-        return Speech2LipModel(parts, motion, train_idx, val_idx)
+        lips = LipModel(subject, cfg, device, fit_idx=np.asarray(train_idx), motion=motion)
+        lips.view.data.indices = np.concatenate([train_idx, val_idx])
+        lips.view.data.load()
+        return Speech2LipModel(lips, motion, train_idx, val_idx)
 
     @classmethod
     def load(cls, model_dir: Path, subject: Subject, device: str) -> "Speech2LipEngine":
@@ -126,11 +126,11 @@ class Speech2LipEngine(Engine):
         eng = cls(model_dir, subject, device)
         eng.cfg = Speech2LipConfig.saved(ck["config"])
         eng.features = window_features(eng.cfg.audio)
-        eng.parts = Parts(subject, eng.cfg, device, state=ck)
-        for m in (eng.parts.field, eng.parts.blend):
+        eng.model = LipModel(subject, eng.cfg, device, state=ck)
+        for m in (eng.model.field, eng.model.blend):
             m.eval()
         eng._motion = None
-        eng.parts.autocast = eng.autocast  # the lip field's MLPs at the engine's precision (geometry stays fp32)
+        eng.model.autocast = eng.autocast  # the lip field's MLPs at the engine's precision (geometry stays fp32)
         eng.frames = RecordedFrames(subject)
         eng._repose = None
         return eng
@@ -147,7 +147,7 @@ class Speech2LipEngine(Engine):
 
     def _codes(self, rows: Drive) -> torch.Tensor:
         """The mouth codes to render: the drive's mouth shapes, else the expression learner's for its audio."""
-        p = self.parts
+        p = self.model
         if rows.mouth is not None:
             codes = p.pca.encode_points(rows.mouth)
         elif p.expression is not None:  # a model saved with a learner of its own
@@ -170,7 +170,7 @@ class Speech2LipEngine(Engine):
     def _sources(self, codes: torch.Tensor, ks: np.ndarray, state: dict) -> dict[int, int]:
         """Recorded frame whose lips each of ``ks`` shows (mouth="exemplar"): the cheapest walk over the frames
         from ``ks[0]`` to ``lookahead`` after ``ks[-1]`` (however the drive arrived), continuing the last one shown."""
-        ex, c = self.parts.exemplars, self.cfg
+        ex, c = self.model.exemplars, self.cfg
         k0, k1 = int(ks[0]), int(ks[-1]) + 1 + self.lookahead
         walk = exemplar_path(ex, codes[k0:k1].cpu().numpy(), c.exemplar_hold, c.exemplar_jump, state.get("row", -1))
         rows = walk[np.asarray(ks) - k0]
@@ -179,17 +179,17 @@ class Speech2LipEngine(Engine):
 
     @torch.no_grad()
     def render_batch(self, rows: Drive, ks: np.ndarray, prepared, state: dict) -> list[np.ndarray]:
-        p, codes = self.parts, self._codes(rows)
+        p, codes = self.model, self._codes(rows)
         sources = self._sources(codes, ks, state) if self.cfg.mouth == "exemplar" else {}
         frames, crops = [], []
         for k in ks:
             j = int(rows.pose_index[k])
             frame, cam = self._posed(rows, k, j)
             real, lips, mask = p.warp_in(j, codes[k], cam=cam, frame=frame, source=sources.get(int(k)))
-            frames.append((frame, p.data.origin_of(j, cam)))
+            frames.append((frame, p.view.data.origin_of(j, cam)))
             crops.append((real, lips, mask))
         real, lips, mask = (torch.cat(x) for x in zip(*crops))
-        with self.autocast():  # Blend-Net (and the lip field's MLPs, Parts.autocast) in bf16 where native
+        with self.autocast():  # Blend-Net (and the lip field's MLPs, LipModel.autocast) in bf16 where native
             out = p.blend(real, lips, mask).float()
         keep = soften(mask, 2, 3)  # the pixels the engine writes; the rest is the recorded frame
         blended = to_uint8(out * keep + real * (1 - keep))
@@ -197,6 +197,6 @@ class Speech2LipEngine(Engine):
 
     def composite_mask(self, rows: Drive, k: int) -> np.ndarray:
         """(H, W) float: how much of each pixel of output frame k the engine generated."""
-        origin, _, mask = self.parts.crop_map(int(rows.pose_index[k]))
+        origin, _, mask = self.model.view.crop_map(int(rows.pose_index[k]))
         S = self.subject.size
         return place(np.zeros((S, S), np.float32), soften(mask, 2, 3)[0, 0].cpu().numpy(), origin)

@@ -22,21 +22,20 @@ from ...nn import PatchDiscriminator, discriminator_gan_losses, generator_gan_lo
 from ..base import TrainModel
 from ..types import Phase, Validation
 from .blend import add_holes
-from .parts import Parts
+from .model import LipModel
 
 
 class Speech2LipModel(TrainModel):
-    def __init__(self, parts: Parts, motion, train_idx, val_idx):
-        self.p, self.cfg, self.motion = parts, parts.cfg, motion
+    def __init__(self, lips: LipModel, motion, train_idx, val_idx):
+        self.p, self.cfg, self.motion = lips, lips.cfg, motion
         self.train_idx, self.val_idx = np.asarray(train_idx), np.asarray(val_idx)
-        self.disc = PatchDiscriminator(3, 32).to(parts.device)
+        self.disc = PatchDiscriminator(3, 32).to(lips.device)
         self.rng = np.random.default_rng(self.cfg.seed)
         self._pred_codes = None
 
     def modules(self) -> dict:
         p = self.p
-        return {"sync": p.sync, "field": p.field, "depth": p.depth, "blend": p.blend,
-                "disc": self.disc}
+        return {"sync": p.sync, "field": p.field, "depth": p.view.depth, "blend": p.blend, "disc": self.disc}
 
     def param_groups(self) -> dict:
         c, p = self.cfg, self.p
@@ -45,7 +44,7 @@ class Speech2LipModel(TrainModel):
         fast = dict(betas=(0.9, 0.99), eps=1e-15)
         return {"sync": [{"params": list(p.sync.parameters()), "lr": c.lr_sync}],
                 "lips": [{"params": grid, "lr": c.lr_grid, **fast}, {"params": net, "lr": c.lr_field, **fast},
-                         {"params": list(p.depth.parameters()), "lr": c.lr_depth}],
+                         {"params": list(p.view.depth.parameters()), "lr": c.lr_depth}],
                 "blend": [{"params": list(p.blend.parameters()), "lr": c.lr_blend, "betas": (0.5, 0.999)}],
                 "disc": [{"params": list(self.disc.parameters()), "lr": c.lr_blend, "betas": (0.5, 0.999)}]}
 
@@ -91,27 +90,27 @@ class Speech2LipModel(TrainModel):
     def lips_batch(self, step: int) -> dict:
         c, p = self.cfg, self.p
         frames = self.rng.choice(self.train_idx, c.frames_per_step)
-        return {"frames": frames, "q": [p.patch(self.rng, c.patch) for _ in frames]}
+        return {"frames": frames, "q": [p.view.patch(self.rng, c.patch) for _ in frames]}
 
     def lips_losses(self, b: dict, step: int) -> dict:
         c, p = self.cfg, self.p
         out = {"l1": 0.0, "ssim": 0.0}
         for i, q in zip(b["frames"], b["q"]):
-            target = p.data.targets(int(i), q, p.depth, p.device)
+            target = p.view.targets(int(i), q)
             code = p.codes_t[int(i)] + c.code_noise * torch.randn_like(p.codes_t[int(i)])
-            pred = p.render_points(q, code, p.data.appearance(i), continuous=True)
+            pred = p.render_points(q, code, p.view.data.appearance(i), continuous=True)
             img = lambda x: x.T.reshape(1, 3, c.patch, c.patch)  # noqa: E731
             out["l1"] += (pred - target).abs().mean() / len(b["frames"])
             out["ssim"] += c.w_ssim * (1 - ssim(img(pred), img(target), data_range=1.0).mean()) / len(b["frames"])
-        r = p.depth.depth - p.depth_init  # the refinement: small and smooth
+        r = p.view.depth.depth - p.view.depth_init  # the refinement: small and smooth
         out["depth"] = c.w_depth_prior * (r ** 2).mean() + c.w_depth_smooth * (
             (r[1:] - r[:-1]).abs().mean() + (r[:, 1:] - r[:, :-1]).abs().mean())
         if c.w_sync > 0 and step % c.sync_every == 0:
             starts = self._sync_starts(c.sync_batch // 2)
             w = self._sync_windows(starts)
             codes = self.predicted_codes()[torch.from_numpy(w.reshape(-1))]
-            lips = p.render_low(codes, torch.from_numpy(w.reshape(-1) // p.data.period)).reshape(len(w), c.sync_window,
-                                                                                                 *p.low_hw)
+            lips = p.render_low(codes, torch.from_numpy(w.reshape(-1) // p.view.data.period)).reshape(
+                len(w), c.sync_window, *p.low_hw)
             with torch.no_grad():
                 a = p.sync.embed_audio(p.windows_t[w])
             from .sync import info_nce
@@ -170,7 +169,7 @@ class Speech2LipModel(TrainModel):
             out = p.blend(r, lips, mask) if phase == "blend" else lips * mask + r * (1 - mask)
             pred.append(to_uint8(out)[0])
             real.append(to_uint8(r)[0])
-            boxes.append(p.subject.tracks["lip_box"][int(i)] - np.tile(p.data.origin_of(int(i)), 2))
+            boxes.append(p.subject.tracks["lip_box"][int(i)] - np.tile(p.view.data.origin_of(int(i)), 2))
         pred, real = np.stack(pred), np.stack(real)
         diff = np.clip(np.abs(pred.astype(int) - real) * 3, 0, 255).astype(np.uint8)
         return Validation(pred=pred, real=real, boxes=np.stack(boxes), extra=[diff])
