@@ -18,14 +18,9 @@ own utterance's per-band mean and deviation to the training audio's
 (``audio.windows.renormalise``; in training every sequence is mapped from the
 statistics of the 5 s around it, so both see the same kind of input), and
 ``mel_dropout`` of the training sequences carry no log-mel at all, so the
-visemes (speaker-independent) must carry the mouth too. Measured on french.mp4
-→ the two English clips (aperture r of the predicted mouth with each speaker's
-tracked one, one model, two seeds): plain 0.03 / 0.23; utterance
-normalisation at test time only 0.29 / 0.37; in training too, with dropout
-0.29-0.54 / 0.33-0.46, held-out french 0.79. A few members with
-different seeds are trained side by side and averaged (measured on french.mp4,
-held-out aperture r of the decoded lips: one model 0.74-0.78 over seeds, three
-averaged 0.76-0.81).
+visemes (speaker-independent) must carry the mouth too. A few members with
+different seeds are trained side by side and averaged. Both measured:
+bench/RESULTS.md "the expression learner: other voices and averaged members".
 
 Look-ahead: 7 frames of temporal context + the windows' 4 = 11 frames.
 """

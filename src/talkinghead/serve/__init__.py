@@ -29,8 +29,8 @@ __all__ = ["serve", "ServeConfig", "LiveServer", "make_app"]
 
 def _fewer_malloc_arenas(arenas: int = 2) -> None:
     """glibc gives each thread that allocates its own heap (up to 8 per core), and the server's many threads
-    (renderers, encoders, the event loop) each keep theirs: measured over a 5-minute soak, RSS 884 → 940 MB
-    with the default, 760 → 771 with 2 (bench/RESULTS.md). Nothing where the C library is not glibc."""
+    (renderers, encoders, the event loop) each keep theirs: 2 arenas keep the memory flat (bench/RESULTS.md
+    "live serving"). Nothing where the C library is not glibc."""
     import ctypes
     import ctypes.util
 
@@ -50,8 +50,7 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8080, devi
     from ..engines.modeldir import load_engine
 
     cfg = config or ServeConfig()
-    # OpenCV's own thread pool fights the render workers for the cores (its resizes and blurs are small):
-    # measured, two sessions got 19 new pictures/s each with it and 21 without (bench/RESULTS.md)
+    # OpenCV's own thread pool fights the render workers for the cores (bench/RESULTS.md "live serving")
     cv2.setNumThreads(1)
     _fewer_malloc_arenas()
     engine = load_engine(Path(model_dir), resolve_device(device), subject, precision)

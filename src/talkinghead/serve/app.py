@@ -50,25 +50,16 @@ class ServeConfig:
     idle_seconds: float = 6.0  # the idle loop's length
     connect_timeout_s: float = 30.0  # a session whose WebRTC connection never comes up is freed
     gap_s: float = 1.0  # a streamed answer ends after this long without audio
-    # streamed speech, measured (bench/RESULTS.md "live serving"): commit 0.1 s, batches of 2 and 80 ms of
-    # prebuffer reached the first frame in ~0.5 s; 0.05 s, 1 and none in ~0.25 s, with no more holds
-    commit_s: float = 0.05  # live phone recognition's wait after a phone (audio/stream.py)
-    # a streamed answer starts once this much is rendered (absorbs jitter): 0.04 held none of 362 frames but
-    # showed the first one after 326 ms instead of ~240 (bench/RESULTS.md)
-    prebuffer_s: float = 0.0
-    # a whole answer (text, upload) starts once, at the rate it renders, it can play to the end without a
-    # stutter, waiting at most this long after its first frame: an idle server renders faster than real time
-    # and starts at once; two sessions answering together (~21 frames/s each here) wait ~0.5 s instead of
-    # repeating ~1 picture in 5 (bench/RESULTS.md "live serving")
+    # The defaults below were chosen by measurement: bench/RESULTS.md "live serving".
+    commit_s: float = 0.05  # live phone recognition's wait after a phone (audio/stream.py): sooner first motion
+    prebuffer_s: float = 0.0  # a streamed answer starts once this much is rendered (fewer holds, a later start)
+    # a whole answer (text, upload) starts once, at the rate it renders, it can play to the end without a stutter,
+    # waiting at most this long after its first frame (an idle server starts at once)
     start_wait_s: float = 0.5
-    # whole answers: a first batch of 4 frames shows the first one soon, ramping (4, 6, 8) to batches of 8 that render
-    # more frames a second than 4 (two sessions at once: see bench/RESULTS.md "live serving")
-    first_batch: int = 4
-    batch_size: int = 8  # frames per render batch for whole answers
-    # streamed answers: the first frame alone (first motion ~0.24 s), then batches of 2: one at a time rendered
-    # 36.6 ms of each 40 ms frame here and held 39 % of the frames, 2 at once hold 7-14 %
-    stream_batch: int = 2
-    render_workers: int = 2  # answers rendering at once (render.Renderer); one per CPU core pays here
+    first_batch: int = 4  # whole answers: a small first batch shows the first frame soon, ramping (4, 6, 8) ...
+    batch_size: int = 8  # ... to batches of this many frames, which render more frames a second
+    stream_batch: int = 2  # streamed answers: the first frame alone, then batches of 2 (1 at a time holds frames)
+    render_workers: int = 2  # answers rendering at once (render.Renderer); one per CPU core
 
 
 class LiveSession:

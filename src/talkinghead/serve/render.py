@@ -9,11 +9,10 @@
   stops the rendering, never grows memory.
 * ``Renderer``: ``workers`` threads (default 2) render the answers of all
   sessions; an answer is rendered by one worker at a time (its batches stay in
-  order), two sessions' answers render side by side. Two threads each driving
-  the generator render ~1.6x the frames of one thread using both cores (a
-  batch's convolutions split poorly over two cores; two batches do not). An
-  engine not marked ``thread_safe`` renders under one lock, which ``POST /say``
-  shares, batch by batch.
+  order), two sessions' answers render side by side (a batch's convolutions
+  split poorly over two cores; two batches do not: bench/RESULTS.md "live
+  serving"). An engine not marked ``thread_safe`` renders under one lock, which
+  ``POST /say`` and the idle loop share, batch by batch.
 """
 
 from __future__ import annotations

@@ -56,9 +56,8 @@ class Speech2LipConfig(EngineConfig):
     field_hidden: int = 64
     field_layers: int = 3
     grid_levels: int = 12
-    # canonical pixels per cell of the finest grid level: at 1 the finest level fitted per-pixel noise that showed
-    # as dotted speckles at the chin / collar; 2 removed them (4 lost the mouth), bench/RESULTS.md
-    grid_cell: float = 2.0
+    # canonical pixels per cell of the finest grid level (1 fits per-pixel speckle): bench/RESULTS.md
+    grid_cell: float = 2.0  # "speech2lip: the lip field's finest grid cell"
     code_period: int = 25  # frames sharing one appearance ("time") code
     code_noise: float = 0.1  # noise on the tracked codes the lip field learns from
     patch: int = 64  # side of the random rectangles the lip field learns on
@@ -72,7 +71,8 @@ class Speech2LipConfig(EngineConfig):
     sync_every: int = 4  # lips steps between sync-loss evaluations
     w_sync: float = 0.05
     blend_base: int = 16
-    blend_norm: bool = False  # instance norms in the Blend-Net (True: as before; they grew a chin "droplet")
+    # instance norms in the Blend-Net (they grow a blob at the chin): bench/RESULTS.md "which engine the demo uses"
+    blend_norm: bool = False
     # what models saved before these options had
     LEGACY: ClassVar[dict] = {"blend_norm": True, "grid_cell": 1.0, "mouth": "field"}
     blend_batch: int = 2
@@ -107,9 +107,8 @@ class Speech2LipEngine(Engine):
     free_pose = True
     landmark_lips = True  # renders the drive's mouth shape (--lips audio|tracked); else the expression learner's
     learns_from_motion = True
-    # Reposed whole frames (geometry-aware repose) tore the head's outline on the demo's speaker (hair cut at
-    # a box, the old outline showing): --pose audio replays the recorded frames nearest the learned poses;
-    # --pose FILE still reposes.
+    # --pose audio replays the recorded frames nearest the learned poses (reposed whole frames tear the head's
+    # outline); --pose FILE still reposes
     render_learned_pose = False
 
     @classmethod
