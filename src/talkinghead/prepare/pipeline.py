@@ -10,37 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 import shutil
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .. import __version__
 from ..audio.features import compute_audio_features, save_audio_features
-from ..audio.phones import recognize_phones
 from ..audio.wav import SAMPLE_RATE as SR
 from ..audio.wav import load_audio, write_wav
-from ..compose.labels import BACKGROUND
 from ..errors import InputError
-from ..geometry import face as mesh
-from ..geometry.smooth import savgol
-from ..io.video import count_frames, iter_frames, probe
-from ..progress import StageTimer, bar, info, warn
+from ..io.video import probe
+from ..progress import StageTimer, info, warn
 from ..subject import FORMAT_VERSION
 from ..outputs import install_dir, output_dir
-from ..utils import save_npz, write_json
-from .background import BackgroundAccumulator
+from ..utils import write_json
 from .crop import CropBox, plan_crop
-from .pose import estimate_poses
-from .segment import PersonSegmenter, label_map
-from .track import FaceTracker
-
+from .stages import PhonesProcess, Stages, fit_poses, track_faces, write_frames
 
 
 @dataclass
@@ -80,69 +68,6 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-class Stages:
-    """Completed-stage bookkeeping in ``work/.stages.json``, keyed by the run's parameters."""
-
-    def __init__(self, work: Path, key: str):
-        self.file = work / ".stages.json"
-        self.key = key
-        state = json.loads(self.file.read_text()) if self.file.exists() else {}
-        if state.get("key") != key:
-            shutil.rmtree(work, ignore_errors=True)
-            work.mkdir(parents=True)
-            state = {"key": key, "done": []}
-        self.state = state
-
-    def done(self, name: str) -> bool:
-        return name in self.state["done"]
-
-    def mark(self, name: str) -> None:
-        self.state["done"].append(name)
-        write_json(self.file, self.state)
-
-
-def _phones_job(wav_path: str, conn) -> None:
-    import signal
-    import threading
-
-    from tqdm import tqdm
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops this process
-    tqdm.set_lock(threading.RLock())  # not tqdm's default multiprocessing lock, which a stopped process leaks
-    try:
-        conn.send((True, recognize_phones(load_audio(wav_path, SR), SR)))
-    except Exception as e:  # noqa: BLE001 - re-raised in the parent
-        conn.send((False, e))
-
-
-class PhonesProcess:
-    """Phone recognition in a second process (two cores, two jobs) while the video is tracked; ``stop`` ends
-    it at once after an error or Ctrl-C instead of waiting for it."""
-
-    def __init__(self, wav_path: Path):
-        ctx = mp.get_context("spawn")
-        self.conn, child = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_phones_job, args=(str(wav_path), child), daemon=True)
-        self.proc.start()
-        child.close()
-
-    def result(self):
-        try:
-            ok, value = self.conn.recv()
-        except EOFError:
-            raise RuntimeError("the phone recognition process ended without a result") from None
-        self.proc.join()
-        if not ok:
-            raise value
-        return value
-
-    def stop(self) -> None:
-        if self.proc.is_alive():
-            self.proc.terminate()
-        self.proc.join()
-        self.conn.close()
-
-
 def prepare(video: str | Path, out: str | Path, audio: str | Path | None = None,
             config: PrepareConfig | None = None, force: bool = False) -> Path:
     cfg = config or PrepareConfig()
@@ -166,23 +91,30 @@ def prepare(video: str | Path, out: str | Path, audio: str | Path | None = None,
     work = partial_dir(out)
     if force:
         shutil.rmtree(work, ignore_errors=True)
-    stages = Stages(work, key)
     timer = StageTimer()
+    n, crop, tracks = _run_stages(video, vinfo, audio_src, audio is not None, cfg, work, Stages(work, key), timer)
+    (work / "audio_full.wav").unlink(missing_ok=True)
+    (work / ".track_raw.npz").unlink(missing_ok=True)
+    write_json(work / "subject.json", _subject_meta(key, key_src, cfg, n, crop, tracks, video, vinfo, audio_src))
+    (work / ".stages.json").unlink(missing_ok=True)
+    install_dir(work, out, ours)
+    info(timer.table())
+    return out
+
+
+def _run_stages(video: Path, vinfo, audio_src: Path, separate_audio: bool, cfg: PrepareConfig, work: Path,
+                stages: Stages, timer: StageTimer) -> tuple[int, CropBox, dict]:
+    """Every stage into ``work`` (one an earlier run finished is skipped): audio, track, pose, frames,
+    features, preview. → (frames kept, the crop, the tracks)."""
     phones = None
     try:
         with timer.stage("audio"):
-            wav = load_audio(audio_src, SR)
-            if np.abs(wav).max(initial=0) < 1e-4:
-                raise InputError(f"{audio_src}: audio is silent")
-            if audio is not None and vinfo.duration == vinfo.duration and \
-                    abs(len(wav) / SR - vinfo.duration) > 0.5:
-                warn(f"{audio_src} lasts {len(wav) / SR:.1f} s and {video} {vinfo.duration:.1f} s; using the "
-                     "overlap")
+            wav = _read_audio(audio_src, video, vinfo, separate_audio)
             write_wav(work / "audio_full.wav", wav, SR)
         phones = None if stages.done("features") else PhonesProcess(work / "audio_full.wav")
         with timer.stage("track") as row:
             if not stages.done("track"):
-                _track(video, vinfo, cfg, work)
+                track_faces(video, vinfo, cfg, work)
                 stages.mark("track")
             raw = dict(np.load(work / ".track_raw.npz"))
             n = min(len(raw["landmarks"]), int(len(wav) / SR * cfg.fps + 1e-6))  # the overlap with the audio
@@ -193,23 +125,18 @@ def prepare(video: str | Path, out: str | Path, audio: str | Path | None = None,
         crop = plan_crop(raw["landmarks"], vinfo.width, vinfo.height, cfg.crop_scale)
         with timer.stage("pose") as row:
             if not stages.done("pose"):
-                _pose(raw, crop, cfg, work)
+                fit_poses(raw, crop, cfg, work)
                 stages.mark("pose")
             tracks = dict(np.load(work / "tracks.npz"))
             row[2] = f"median reprojection {np.median(tracks['reproj_px']):.2f} px"
         with timer.stage("frames") as row:
             if not stages.done("frames"):
-                _frames(video, n, crop, tracks["landmarks"], cfg, work)
+                write_frames(video, n, crop, tracks["landmarks"], cfg, work)
                 stages.mark("frames")
             row[2] = f"{cfg.size}x{cfg.size} JPEG q{cfg.jpeg_quality}"
         with timer.stage("features") as row:
             if not stages.done("features"):
-                segs = phones.result()
-                clip = wav[:int(round(n / cfg.fps * SR))]  # n frames fit inside the audio (the overlap)
-                write_wav(work / "audio.wav", clip, SR)
-                feats = compute_audio_features(clip, SR, n, cfg.fps, phones=[
-                    s for s in segs if s.start < n / cfg.fps])
-                save_audio_features(work / "audio_features.npz", feats)
+                _features(wav, phones.result(), n, cfg, work)
                 stages.mark("features")
             row[2] = "log-mel 80, visemes 15"
         with timer.stage("preview"):
@@ -219,10 +146,33 @@ def prepare(video: str | Path, out: str | Path, audio: str | Path | None = None,
     finally:
         if phones is not None:
             phones.stop()
-    (work / "audio_full.wav").unlink(missing_ok=True)
-    (work / ".track_raw.npz").unlink(missing_ok=True)
+    return n, crop, tracks
+
+
+def _read_audio(audio_src: Path, video: Path, vinfo, separate: bool) -> np.ndarray:
+    """The speech at 16 kHz: an error when silent, a warning when a ``separate`` file's length is not the
+    video's (the overlap is used)."""
+    wav = load_audio(audio_src, SR)
+    if np.abs(wav).max(initial=0) < 1e-4:
+        raise InputError(f"{audio_src}: audio is silent")
+    if separate and vinfo.duration == vinfo.duration and abs(len(wav) / SR - vinfo.duration) > 0.5:
+        warn(f"{audio_src} lasts {len(wav) / SR:.1f} s and {video} {vinfo.duration:.1f} s; using the overlap")
+    return wav
+
+
+def _features(wav: np.ndarray, segs: list, n: int, cfg: PrepareConfig, work: Path) -> None:
+    """``audio.wav`` and the per-frame features of the ``n`` frames (they fit inside the audio: the overlap)."""
+    clip = wav[:int(round(n / cfg.fps * SR))]
+    write_wav(work / "audio.wav", clip, SR)
+    feats = compute_audio_features(clip, SR, n, cfg.fps, phones=[s for s in segs if s.start < n / cfg.fps])
+    save_audio_features(work / "audio_features.npz", feats)
+
+
+def _subject_meta(key: str, key_src: dict, cfg: PrepareConfig, n: int, crop: CropBox, tracks: dict, video: Path,
+                  vinfo, audio_src: Path) -> dict:
+    """``subject.json``: the key, the split (the last ``val_fraction`` held out), the crop, the source, stats."""
     n_val = int(round(n * cfg.val_fraction))
-    meta = {
+    return {
         "format_version": FORMAT_VERSION, "key": key, "fps": cfg.fps, "size": cfg.size,
         "n_frames": n, "duration": n / cfg.fps,
         "split": {"train": [0, n - n_val], "val": [n - n_val, n]},
@@ -236,11 +186,6 @@ def prepare(video: str | Path, out: str | Path, audio: str | Path | None = None,
                   "median_reproj_px": float(np.median(tracks["reproj_px"]))},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_json(work / "subject.json", meta)
-    (work / ".stages.json").unlink(missing_ok=True)
-    install_dir(work, out, ours)
-    info(timer.table())
-    return out
 
 
 def _subject_key(out: Path) -> str | None:
@@ -253,67 +198,3 @@ def _subject_key(out: Path) -> str | None:
 def partial_dir(out: Path) -> Path:
     """Where ``prepare`` builds ``out`` stage by stage (kept after an interruption, to resume)."""
     return out.with_name(out.name + ".partial")
-
-
-def _track(video: Path, vinfo, cfg: PrepareConfig, work: Path) -> None:
-    tracker = FaceTracker()
-    b = bar(count_frames(vinfo, cfg.fps) or None, "track faces", unit="f")
-    try:
-        for rgb in iter_frames(video, cfg.fps):
-            tracker.update(rgb)
-            b.update()
-    finally:
-        b.close()
-        tracker.close()
-    lm, found = tracker.result(cfg.max_missing)
-    if tracker.multi_face_frames:
-        warn(f"more than one face in {tracker.multi_face_frames} frames; following the largest")
-    if not found.all():
-        warn(f"face missing in {int((~found).sum())} frames; interpolated and flagged")
-    save_npz(work / ".track_raw.npz", landmarks=lm, found=found)
-
-
-def _pose(raw: dict, crop: CropBox, cfg: PrepareConfig, work: Path) -> None:
-    lm = savgol(crop.points(raw["landmarks"], cfg.size), 5, 2)
-    tracks = estimate_poses(lm, cfg.size)
-    canon = tracks["canon_landmarks"]
-    tracks.update(
-        landmarks=lm.astype(np.float32), found=raw["found"],
-        eye=mesh.eye_openness(canon).astype(np.float32),
-        aperture=mesh.mouth_aperture(canon[..., :2]).astype(np.float32),  # depth of K_f is the model's, not measured
-        lip_box=mesh.lip_box(lm).astype(np.float32), face_box=mesh.bbox(lm).astype(np.float32),
-    )
-    save_npz(work / "tracks.npz", **tracks)
-
-
-def _frames(video: Path, n: int, crop: CropBox, lm: np.ndarray, cfg: PrepareConfig, work: Path) -> None:
-    (work / "frames").mkdir(exist_ok=True)
-    (work / "masks").mkdir(exist_ok=True)
-    seg = PersonSegmenter()
-    bg = BackgroundAccumulator(n)
-    b = bar(n, "frames+masks", unit="f")
-    jpeg = [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality]
-
-    def write(i: int, img: np.ndarray, labels: np.ndarray) -> None:
-        cv2.imwrite(str(work / "frames" / f"{i:06d}.jpg"), img[..., ::-1], jpeg)
-        cv2.imwrite(str(work / "masks" / f"{i:06d}.png"), labels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-
-    pending: deque = deque()
-    # Encoding and writing (which release the GIL) overlap segmentation of the next frame.
-    with ThreadPoolExecutor(1) as io:
-        try:
-            for i, rgb in enumerate(iter_frames(video, cfg.fps, max_frames=n)):
-                img = crop.apply(rgb, cfg.size)
-                labels = label_map(seg(img), lm[i])
-                pending.append(io.submit(write, i, img, labels))
-                while len(pending) > 4:
-                    pending.popleft().result()
-                bg.add(i, img, labels == BACKGROUND)
-                b.update()
-            for f in pending:
-                f.result()
-        finally:
-            b.close()
-            seg.close()
-    plate, _ = bg.plate()
-    cv2.imwrite(str(work / "background.png"), plate[..., ::-1])
