@@ -103,16 +103,35 @@ def analyze_video(path: str | os.PathLike, fps: float | None = None, max_frames:
     must not hold the frames. Raises ``FaceError`` if no frame has a face and
     ``require_face`` is set.
     """
-    from ..prepare.track import FaceTracker
-
     info = probe(path)
     fps = float(fps or info.fps)
     if not (fps > 0 and np.isfinite(fps)):
         raise InputError(f"{path}: cannot determine the frame rate; pass fps")
-    keep = {int(k) for k in keep}
     total = count_frames(info, fps)
     if max_frames is not None:
         total = min(total, max_frames) if total else max_frames
+    landmarks, samples = track_frames(path, fps, max_frames, total, {int(k) for k in keep}, on_frame)
+    found = np.isfinite(landmarks).all(axis=(1, 2))
+    if require_face and not found.any():
+        raise FaceError(f"{path}: no face found in any frame")
+    size = (info.width, info.height)
+    aperture, eye, box, pose_free = face_signals(landmarks, found, size)
+    audio = None
+    if with_audio and info.has_audio:
+        from ..audio.wav import load_audio
+
+        audio = load_audio(path, sr=SAMPLE_RATE)
+    return VideoAnalysis(path=str(path), fps=fps, size=size, landmarks=landmarks, found=found,
+                         aperture=aperture, eye=eye, lip_box=box, pose_free=pose_free,
+                         audio=audio, samples=samples)
+
+
+def track_frames(path, fps: float, max_frames: int | None, total: int | None, keep: set[int],
+                 on_frame=None) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """FaceMesh over the frames of ``path`` (streamed once) → ((N, 478, 3) landmarks, NaN where no face;
+    the RGB frames of ``keep``); ``on_frame`` as ``analyze_video``'s."""
+    from ..prepare.track import FaceTracker
+
     nan_lm = np.full((mesh.N_LANDMARKS, 3), np.nan, np.float32)
     rows: list[np.ndarray] = []
     samples: dict[int, np.ndarray] = {}
@@ -132,16 +151,14 @@ def analyze_video(path: str | os.PathLike, fps: float | None = None, max_frames:
         tracker.close()
     if not rows:
         raise InputError(f"{path}: no frames decoded")
-    landmarks = np.stack(rows)
-    found = np.isfinite(landmarks).all(axis=(1, 2))
-    if require_face and not found.any():
-        raise FaceError(f"{path}: no face found in any frame")
+    return np.stack(rows), samples
 
+
+def face_signals(landmarks: np.ndarray, found: np.ndarray, size: tuple[int, int]):
+    """(aperture (N,), eye openness (N, 2), lip box (N, 4), whether the aperture is pose-free) of tracked
+    landmarks, NaN where no face was found; pose-free where the head pose can be fitted (``pose_free_aperture``)."""
     n = len(found)
-    aperture = np.full(n, np.nan)
-    eye = np.full((n, 2), np.nan)
-    box = np.full((n, 4), np.nan)
-    size = (info.width, info.height)
+    aperture, eye, box = np.full(n, np.nan), np.full((n, 2), np.nan), np.full((n, 4), np.nan)
     pose_free = False
     if found.any():
         lmf = landmarks[found].astype(np.float64)
@@ -152,12 +169,4 @@ def analyze_video(path: str | os.PathLike, fps: float | None = None, max_frames:
             aperture, pose_free = ap, True
         else:
             aperture[found] = mesh.mouth_aperture(lmf)
-
-    audio = None
-    if with_audio and info.has_audio:
-        from ..audio.wav import load_audio
-
-        audio = load_audio(path, sr=SAMPLE_RATE)
-    return VideoAnalysis(path=str(path), fps=fps, size=size, landmarks=landmarks, found=found,
-                         aperture=aperture, eye=eye, lip_box=box, pose_free=pose_free,
-                         audio=audio, samples=samples)
+    return aperture, eye, box, pose_free
