@@ -56,22 +56,11 @@ def run_phase(model_dir: Path, phase: PhaseRun) -> dict:
     """Run (or resume, or skip if finished) one phase; returns its last losses."""
     model_dir = Path(model_dir)
     ckpt_path = model_dir / f"checkpoint_{phase.name}.pt"
-    step, elapsed = 0, 0.0
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        phase.load_fn(ck["state"])
-        if ck.get("done"):
-            info(f"{phase.name}: already trained ({ck['step']} steps), skipping")
-            return ck.get("losses", {})
-        step, elapsed = ck["step"], ck["elapsed"]
-        _set_rng(ck["rng"])
-        info(f"{phase.name}: resuming at step {step} ({elapsed / 60:.1f} min done)")
+    step, elapsed, done = _resume(ckpt_path, phase)
+    if done is not None:
+        return done
     log = model_dir / "train_log.csv"
-    by_time = phase.steps is None
-    total = phase.seconds if by_time else phase.steps
-    b = bar(total, phase.name, unit="s" if by_time else "step",
-            initial=min(elapsed, total) if by_time else step,
-            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]" if by_time else None)
+    b = _progress(phase, step, elapsed)
     losses: dict[str, float] = {}
     running: dict[str, float] = {}
     last_ckpt = time.perf_counter()
@@ -96,33 +85,63 @@ def run_phase(model_dir: Path, phase: PhaseRun) -> dict:
                 running[k] = v if k not in running else 0.9 * running[k] + 0.1 * v
             b.set_postfix({"step": step, **{k: f"{v:.3g}" for k, v in list(running.items())[:4]}}, refresh=False)
             # a time budget's last step overshoots it a little: never push the bar past its total
-            b.update(min(time.perf_counter() - t_step, max(0.0, b.total - b.n)) if by_time else 1)
-            row = None
-            if step % phase.log_every == 0:
-                row = {"phase": phase.name, "step": step, "seconds": round(time.perf_counter() - t0, 2),
-                       **{k: round(v, 5) for k, v in running.items()}}
+            b.update(min(time.perf_counter() - t_step, max(0.0, b.total - b.n)) if phase.steps is None else 1)
+            row = _row(phase, step, t0, running) if step % phase.log_every == 0 else None
             if time.perf_counter() - last_ckpt >= phase.checkpoint_minutes * 60:
                 checkpoint(False)
                 last_ckpt = time.perf_counter()
-                row = row or {"phase": phase.name, "step": step,
-                              "seconds": round(time.perf_counter() - t0, 2)}
+                row = row or _row(phase, step, t0)
                 if phase.validate_fn:
-                    val = phase.validate_fn(step)
+                    val, said = _validate(phase, step)
                     row.update(val)
-                    b.write(f"{phase.name} step {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in val.items()))
+                    b.write(f"{phase.name} step {step}: {said}")
             if row:
                 _append_csv(log, row)
     finally:
         b.close()
     checkpoint(True)
-    row = {"phase": phase.name, "step": step, "seconds": round(time.perf_counter() - t0, 2),
-           **{k: round(v, 5) for k, v in running.items()}}
+    row = _row(phase, step, t0, running)
     if phase.validate_fn:
-        val = phase.validate_fn(step)
+        val, said = _validate(phase, step)
         row.update(val)
-        info(f"{phase.name} done, {step} steps: " + ", ".join(f"{k} {v:.2f}" for k, v in val.items()))
+        info(f"{phase.name} done, {step} steps: {said}")
     _append_csv(log, row)
     return running
+
+
+def _resume(ckpt_path: Path, phase: PhaseRun) -> tuple[int, float, dict | None]:
+    """(step, seconds spent, the losses of a finished phase or None) from the phase's checkpoint, its state
+    and random generators restored; (0, 0.0, None) without one."""
+    if not ckpt_path.exists():
+        return 0, 0.0, None
+    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    phase.load_fn(ck["state"])
+    if ck.get("done"):
+        info(f"{phase.name}: already trained ({ck['step']} steps), skipping")
+        return ck["step"], ck.get("elapsed", 0.0), ck.get("losses", {})
+    _set_rng(ck["rng"])
+    info(f"{phase.name}: resuming at step {ck['step']} ({ck['elapsed'] / 60:.1f} min done)")
+    return ck["step"], ck["elapsed"], None
+
+
+def _progress(phase: PhaseRun, step: int, elapsed: float):
+    """The phase's progress bar: seconds of a time budget, or steps."""
+    by_time = phase.steps is None
+    total = phase.seconds if by_time else phase.steps
+    return bar(total, phase.name, unit="s" if by_time else "step", initial=min(elapsed, total) if by_time else step,
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]" if by_time else None)
+
+
+def _row(phase: PhaseRun, step: int, t0: float, running: dict | None = None) -> dict:
+    """A ``train_log.csv`` row: the phase, step, seconds so far and the running losses."""
+    return {"phase": phase.name, "step": step, "seconds": round(time.perf_counter() - t0, 2),
+            **{k: round(v, 5) for k, v in (running or {}).items()}}
+
+
+def _validate(phase: PhaseRun, step: int) -> tuple[dict, str]:
+    """The phase's validation at ``step`` and its one-line summary."""
+    val = phase.validate_fn(step)
+    return val, ", ".join(f"{k} {v:.2f}" for k, v in val.items())
 
 
 def _append_csv(path: Path, row: dict) -> None:
