@@ -1,10 +1,23 @@
-"""Shared fixtures: one prepared synthetic speaker for every engine's end-to-end tests."""
+"""Shared fixtures: one prepared synthetic speaker for every engine's end-to-end tests.
+
+Tests that train an engine, prepare a whole video, serve or drive a browser are marked ``slow``; ``pytest -m
+"not slow"`` is the fast lane. A test that uses the prepared speaker or the trained viseme model is slow
+whatever its own marks say (those fixtures prepare and train), so a new one cannot slip into the fast lane.
+"""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+
+SLOW_FIXTURES = {"speaker_subject", "viseme_model"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,7 @@ class ToyEngine(Engine):
         return [paint(self.subject.frame(int(j)), boxes[int(j)], self.colour) for j in rows.pose_index[ks]]
 
 
+@pytest.mark.slow  # trains an engine, says, evaluates
 def test_a_third_engine_trains_says_and_evaluates_through_the_public_interface(speaker_subject, tmp_path, cli):
     register_engine("toy", ToyEngine)
     model = tmp_path / "toy"

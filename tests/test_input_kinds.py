@@ -9,6 +9,8 @@ import os
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # prepares videos of every kind
+
 
 @pytest.fixture(scope="module")
 def speaker(tmp_path_factory):

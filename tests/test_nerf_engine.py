@@ -18,6 +18,8 @@ from talkinghead.io.video import iter_frames, probe
 from drives import PAD_S, silent_and_vowel_frames, vowel_silence_drive
 from talkinghead.subject import Subject
 
+pytestmark = pytest.mark.slow  # trains the nerf engine
+
 TINY = ["size=64", "grid_levels=8", "grid_log2_size=14", "rays_per_frame=512", "frames_per_step=1",
         "occ_every=32", "occ_conditions=2", "val_frames=2", "lip_patch=16", "occ_res=48",
         "occ_warmup=50", "checkpoint_minutes=100", "head_fraction=0.7", "lips_fraction=0.1"]

@@ -193,6 +193,7 @@ def sigint_after(argv: list[str], ready, timeout: float = 120.0) -> tuple[int, l
     return p.returncode, [ln for ln in err.splitlines() if ln.strip()]
 
 
+@pytest.mark.slow  # prepares a video
 def test_ctrl_c_during_prepare_keeps_a_resumable_partial_and_nothing_final(tmp_path):
     from talkinghead.synth.speaker import synthesize_speaker
 
@@ -228,6 +229,7 @@ def test_a_ctrl_c_during_native_set_up_waits_for_the_block_to_end():
 NATIVE_LOG_MARKS = ("W0000", "I0000", "E0000", "absl::", "InitializeLog", "TensorFlow Lite", "XNNPACK", ".cc:")
 
 
+@pytest.mark.slow  # prepares a video
 def test_non_square_video_prepares_quietly_with_a_length_warning(tmp_path):
     """A landscape clip: no native log line on the terminal, landmarks as on the same frames padded to a square,
     and an --audio track 1.5 s shorter than the video: one warning line, the overlap used."""

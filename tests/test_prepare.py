@@ -56,6 +56,7 @@ def prepared(tmp_path_factory):
     return {"video": video, "out": out, "mats": mats, "env": env, "stderr": r.stderr}
 
 
+@pytest.mark.slow  # prepares a video
 def test_layout_is_complete(prepared):
     out = prepared["out"]
     s = Subject.open(out)
@@ -72,6 +73,7 @@ def test_layout_is_complete(prepared):
     assert s.frame(0).shape == (SIZE, SIZE, 3)
 
 
+@pytest.mark.slow  # prepares a video
 def test_landmarks_in_every_frame_follow_the_applied_motion(prepared):
     s = Subject.open(prepared["out"])
     tr = s.tracks
@@ -90,6 +92,7 @@ def test_landmarks_in_every_frame_follow_the_applied_motion(prepared):
     assert np.median(errs) < 2.0, errs  # px at 256²
 
 
+@pytest.mark.slow  # prepares a video
 def test_pose_recovers_in_plane_rotation_and_translation(prepared):
     s = Subject.open(prepared["out"])
     tr, mats = s.tracks, prepared["mats"]
@@ -113,6 +116,7 @@ def test_pose_recovers_in_plane_rotation_and_translation(prepared):
     assert spread < 0.3  # cm
 
 
+@pytest.mark.slow  # prepares a video
 def test_signals_masks_and_audio_features(prepared):
     s = Subject.open(prepared["out"])
     n = s.n_frames
@@ -135,6 +139,7 @@ def test_signals_masks_and_audio_features(prepared):
     assert any(v == 1 for v in af["phone_visemes"]), "no bilabial recognised in 'Peter bought a map of Bombay'"
 
 
+@pytest.mark.slow  # prepares a video
 def test_rerun_skips_and_force_redoes(prepared, tmp_path):
     env = prepared["env"]
     args = [sys.executable, "-m", "talkinghead.cli", "prepare", str(prepared["video"]), "-o",
@@ -146,6 +151,7 @@ def test_rerun_skips_and_force_redoes(prepared, tmp_path):
     assert (prepared["out"] / "subject.json").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow  # prepares a video
 def test_preview_is_an_image(prepared):
     img = cv2.imread(str(prepared["out"] / "preview.png"))
     assert img is not None and img.shape[0] > 300 and img.std() > 10
@@ -184,6 +190,7 @@ def test_subject_open_rejects_non_subject(tmp_path):
 
 @pytest.mark.skipif(not Path(__file__).resolve().parents[2].joinpath("shared/data/clip_man_5s.mp4").exists(),
                     reason="../shared/data not present")
+@pytest.mark.slow  # prepares a video
 def test_real_clip_prepares(tmp_path):
     clip = Path(__file__).resolve().parents[2] / "shared/data/clip_man_5s.mp4"
     from talkinghead.prepare.pipeline import PrepareConfig, prepare

@@ -68,6 +68,7 @@ def test_too_short(tmp_path, capsys):
     assert_clean(tmp_path, tmp_path / "s")
 
 
+@pytest.mark.slow  # prepares a video
 def test_a_clip_of_a_second_and_a_half_is_tracked(tmp_path, capsys):
     """Other voices' clips (1-3 s: LRS3, GRID) are prepared like any video: every frame tracked."""
     from talkinghead.subject import Subject
@@ -113,6 +114,7 @@ def test_face_missing_too_often(tmp_path, capsys):
     assert_clean(tmp_path, tmp_path / "s")
 
 
+@pytest.mark.slow  # prepares a video
 def test_two_faces_uses_the_largest(tmp_path, capsys):
     big = astronaut_frame(384)
     frame = np.full((384, 640, 3), 70, np.uint8)

@@ -13,6 +13,8 @@ import urllib.request
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # serves a trained model
+
 def start(model, *args) -> tuple[subprocess.Popen, str]:
     from talkinghead.serve.client import spawn_server
 

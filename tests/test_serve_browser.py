@@ -10,7 +10,8 @@ import pytest
 from test_serve_api import start
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it)")
+pytestmark = [pytest.mark.slow,  # drives a browser against a live server
+              pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it)")]
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required",

@@ -10,6 +10,8 @@ import pytest
 from talkinghead.audio.tts import synthesize
 from talkinghead.audio.wav import SAMPLE_RATE
 
+pytestmark = pytest.mark.slow  # live sessions over a trained model
+
 
 @pytest.fixture(scope="module")
 def live(viseme_model):

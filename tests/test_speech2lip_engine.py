@@ -14,6 +14,8 @@ from talkinghead.io.video import probe
 
 from drives import PAD_S, assert_opens_on_vowels_and_shuts_in_silence, vowel_silence_drive
 
+pytestmark = pytest.mark.slow  # trains the speech2lip engine
+
 TINY = ["field_hidden=32", "grid_levels=8", "blend_base=8", "sync_batch=16", "patch=32", "val_frames=4",
         "checkpoint_minutes=100", "motion_share=0.25", "sync_fraction=0.05", "lips_fraction=0.6", "gan_start=100000"]
 STEPS = 1600

@@ -11,6 +11,8 @@ from talkinghead.evaluate.temporal import detect_blinks
 from talkinghead.geometry.pose import rotation_angle_deg
 from talkinghead.subject import Subject
 
+pytestmark = pytest.mark.slow  # prepares a synthetic video
+
 
 @pytest.fixture(scope="module")
 def synth_subject(tmp_path_factory):

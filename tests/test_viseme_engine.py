@@ -20,6 +20,8 @@ from talkinghead.io.video import iter_frames, probe
 from conftest import VISEME_TINY
 from drives import assert_opens_on_vowels_and_shuts_in_silence, vowel_silence_drive
 
+pytestmark = pytest.mark.slow  # trains the viseme engine, says and evaluates
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, speaker_subject, viseme_model):
     return {"tmp": tmp_path_factory.mktemp("viseme"), "subject": speaker_subject, "model": viseme_model}
