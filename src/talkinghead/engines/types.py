@@ -1,5 +1,6 @@
 """The plain types the engine interface speaks in: a ``Drive`` to render, a training ``Budget``, and what a
-``TrainModel`` hands the trainer (its ``Phase``s and ``Validation``s). No behaviour beyond their own fields."""
+``TrainModel`` hands the trainer (its ``Phase``s and ``Validation``s). Data only (a ``Drive`` slices and joins
+itself); they import nothing of the package, so every module can use them."""
 
 from __future__ import annotations
 
