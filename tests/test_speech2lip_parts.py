@@ -233,3 +233,28 @@ def test_exemplars_never_include_a_frames_neighbours_when_excluded():
     ex, _ = _exemplars()
     m = ex.exclude(np.array([10, 100]), 3)
     assert m[0].sum() == 7 and m[0, 7:14].all() and not m[0, 14] and m[1, 97:104].all()
+
+
+def test_exemplar_lips_are_the_recorded_frames_pixels_in_the_canonical_view_and_survive_saving(subject, canonical):
+    """A frame's stored canonical lips, resampled at canonical pixels, match warping the frame itself there (within
+    JPEG loss), are made once, and come back identical from the saved state."""
+    from talkinghead.engines.speech2lip.exemplar import ExemplarLips
+    from talkinghead.engines.speech2lip.view import CanonicalView
+
+    c, box, depth = canonical
+    view = CanonicalView(subject, c, box, np.ones((box[3], box[2]), np.float32), depth.depth.detach().numpy(),
+                         "cpu", subject.split("train"), 25)
+    made = []
+    store = ExemplarLips(lambda i: made.append(i) or view.canonical_image(i))
+    i = int(subject.split("train")[7])
+    x0, y0, w, h = box
+    q = torch.tensor([[x0 + 0.3 * w, y0 + 0.6 * h], [x0 + 0.55 * w, y0 + 0.4 * h], [x0 + 0.7 * w, y0 + 0.8 * h]])
+    img = torch.from_numpy(store.image(i).copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        direct = view.targets(i, q)
+    assert img.shape == (1, 3, h, w)
+    assert float((view.sample_canonical(img, q) - direct).abs().max()) < 6 / 255
+    store.image(i)
+    assert made == [i]  # computed once, then decoded from the kept JPEG
+    back = ExemplarLips(lambda i: pytest.fail("a saved image was made again")).load(store.state())
+    assert np.array_equal(back.image(i), store.image(i))

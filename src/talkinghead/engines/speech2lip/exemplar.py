@@ -13,9 +13,14 @@ no look-back), ``exemplar_path`` a whole sequence at once (Viterbi), for compari
 
 from __future__ import annotations
 
+from typing import Callable
+
+import cv2
 import numpy as np
 
-__all__ = ["Exemplars", "ExemplarWalk", "exemplar_path"]
+from ...progress import bar
+
+__all__ = ["Exemplars", "ExemplarLips", "ExemplarWalk", "exemplar_path"]
 
 
 class Exemplars:
@@ -101,3 +106,45 @@ def exemplar_path(ex: Exemplars, codes: np.ndarray, hold: float = 0.5, jump: flo
     for k in range(n - 1, 0, -1):
         out[k - 1] = back[k, out[k]]
     return out
+
+
+class ExemplarLips:
+    """Each exemplar's lips in the canonical view, kept JPEG-compressed (a few KB a frame) and saved with the
+    model: showing a recorded mouth is then one small decode and one resample, not a warp of the whole
+    recorded frame. ``make(i)`` → (h, w, 3) uint8 computes a frame's image the first time it is asked for."""
+
+    def __init__(self, make: Callable[[int], np.ndarray], quality: int = 95):
+        self.make, self.quality = make, quality
+        self.jpeg: dict[int, np.ndarray] = {}
+
+    def image(self, i: int) -> np.ndarray:
+        """(h, w, 3) uint8 RGB of recorded frame ``i``'s canonical lips."""
+        i = int(i)
+        if i not in self.jpeg:
+            ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(self.make(i)[..., ::-1]),
+                                   [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+            self.jpeg[i] = buf.reshape(-1)
+        return cv2.imdecode(self.jpeg[i], cv2.IMREAD_COLOR)[..., ::-1]
+
+    def fill(self, frames: np.ndarray, desc: str = "exemplar lips") -> None:
+        """Compute the images of ``frames`` not kept yet (before saving)."""
+        todo = [int(i) for i in frames if int(i) not in self.jpeg]
+        b = bar(len(todo), desc, unit="f")
+        for i in todo:
+            self.image(i)
+            b.update()
+        b.close()
+
+    def state(self) -> dict:
+        """The kept images as two arrays (frames, JPEG bytes end to end, where each ends)."""
+        frames = sorted(self.jpeg)
+        bufs = [self.jpeg[i] for i in frames]
+        return {"frames": np.asarray(frames, np.int64),
+                "bytes": np.concatenate(bufs) if bufs else np.zeros(0, np.uint8),
+                "ends": np.cumsum([len(b) for b in bufs]).astype(np.int64)}
+
+    def load(self, state: dict) -> "ExemplarLips":
+        starts = np.concatenate([[0], state["ends"][:-1]]) if len(state["ends"]) else []
+        for i, a, b in zip(state["frames"], starts, state["ends"]):
+            self.jpeg[int(i)] = np.asarray(state["bytes"][a:b], np.uint8)
+        return self

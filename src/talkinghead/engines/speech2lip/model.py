@@ -22,7 +22,7 @@ from ...audio.windows import audio_channels, feature_windows, input_stats, local
 from ...motion import ExpressionConfig, ExpressionModel, MouthPCA
 from ...subject import Subject
 from .blend import BlendNet
-from .exemplar import Exemplars
+from .exemplar import ExemplarLips, Exemplars
 from .gamem import Camera
 from .lipfield import LipField, LipFieldConfig, continuous_query
 from .sync import SyncNet
@@ -80,6 +80,9 @@ class LipModel:
         shown = np.asarray(fit_idx) if state is None else np.asarray(state.get("exemplars", []), np.int64)
         self.exemplars = Exemplars(shown, self.codes_t.cpu().numpy()[shown], self.pca.scale.numpy() ** 2) \
             if len(shown) else None
+        self.exemplar_lips = ExemplarLips(view.canonical_image)  # saved since the exemplars' speed-up; else made here
+        if state is not None and "exemplar_lips" in state:
+            self.exemplar_lips.load(state["exemplar_lips"])
         self._low: dict[int, torch.Tensor] = {}
 
     # ---- lips in the canonical view ------------------------------------------------------------
@@ -128,7 +131,8 @@ class LipModel:
         inside = mask.reshape(-1) > 0
         lips = torch.zeros(h * w, 3, device=self.device)
         if source is not None:
-            lips[inside] = self.view.targets(int(source), q[inside])
+            img = torch.from_numpy(self.exemplar_lips.image(source).copy()).to(self.device)
+            lips[inside] = self.view.sample_canonical(img.permute(2, 0, 1)[None].float() / 255, q[inside])
         else:
             with self.autocast():
                 lips[inside] = self.render_points(q[inside], code, self.cfg.code_index(min(j, self.last_train))).float()
@@ -149,7 +153,11 @@ class LipModel:
     def export(self) -> dict:
         """``weights.pt``: the view's geometry and depth, the networks' weights and the shown exemplars (keys
         unchanged since the first models, so every saved model loads)."""
+        if self.cfg.mouth == "exemplar" and self.exemplars is not None:
+            self.exemplar_lips.fill(self.exemplars.frames)
+        lips = self.exemplar_lips.state() if self.cfg.mouth == "exemplar" else None
         return {"config": asdict(self.cfg), "last_train": self.last_train, **self.view.state(),
+                **({"exemplar_lips": lips} if lips is not None else {}),
                 "texture_shape": list(self.field.texture.shape), "pca": self.pca.state_dict(),
                 "exemplars": [] if self.exemplars is None else self.exemplars.frames.tolist(),
                 **{k: getattr(self, k).state_dict() for k in ("field", "blend", "sync")}}

@@ -100,6 +100,19 @@ class CanonicalView:
         """Frame i's colours (N, 3) at canonical pixels ``q`` (N, 2): its pixels warped through the depth."""
         return self.data.targets(int(i), q, self.depth, self.device)
 
+    def canonical_image(self, i: int) -> np.ndarray:
+        """(h, w, 3) uint8: frame i's pixels over the whole box, pose removed (its lips as the canonical view sees them)."""
+        h, w = self.box[3], self.box[2]
+        with torch.no_grad():
+            q = self.depth.grid().reshape(-1, 2)
+            rgb = self.targets(int(i), q).reshape(h, w, 3)
+        return (rgb.clamp(0, 1) * 255 + 0.5).byte().cpu().numpy()
+
+    def sample_canonical(self, image: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """Colours (N, 3) of a (1, 3, h, w) canonical-view image at canonical pixels ``q`` (N, 2), bilinear."""
+        g = (self.uv(q) * 2 - 1)[None, None].to(image)
+        return F.grid_sample(image, g, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0].T
+
     # ---- GAMEM into a frame's crop --------------------------------------------------------------
     def crop_map(self, j: int, cam: Camera | None = None) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
         """(origin, canonical pixels (Hc*Wc, 2) of the crop's pixel centres, region mask (1, 1, Hc, Wc))."""
