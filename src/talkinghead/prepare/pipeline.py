@@ -80,7 +80,8 @@ def prepare(video: str | Path, out: str | Path, audio: str | Path | None = None,
         raise InputError(too_short(video, vinfo.duration, cfg.min_seconds))
     audio_src = Path(audio) if audio is not None else video
     key_src = {"video": file_sha256(video), "audio": file_sha256(audio_src) if audio else None,
-               "config": asdict(cfg), "format": FORMAT_VERSION}
+               "config": {k: v for k, v in asdict(cfg).items() if k != "min_seconds"},  # a check, not a setting
+               "format": FORMAT_VERSION}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
     if ours and not force:
         if _subject_key(out) == key:
