@@ -71,43 +71,41 @@ class MotionData:
         ok = s[c[s + length] - c[s] == length]
         return rng.choice(ok, n)
 
-    def _with_noise(self, w: np.ndarray, idx: np.ndarray, stats, rng, share: float):
-        """Replace the log-mel of a ``share`` of the sequences by a noisy copy's (and its statistics)."""
-        if not self.noisy or share <= 0:
-            return w, stats
+    def _swap(self, copies: list, w: np.ndarray, idx: np.ndarray, stats, rng, share: float, mel_only: bool = False):
+        """Replace a ``share`` of the sequences' windows (only their log-mel with ``mel_only``) by those of one of
+        ``copies`` (each (windows, statistics, ...)), with its statistics. → (w, stats, [(row, copy)])."""
+        if not copies or share <= 0:
+            return w, stats, []
         mean, std = stats[0].copy(), stats[1].copy()
         centre = idx[:, idx.shape[1] // 2]
+        picked = []
         for b in np.nonzero(rng.random(len(w)) < share)[0]:
-            mw, (lm, ls) = self.noisy[rng.integers(len(self.noisy))]
-            w[b, ..., -80:] = mw[idx[b]]
-            mean[b], std[b] = lm[centre[b]], ls[centre[b]]
-        return w, (mean, std)
+            copy = copies[rng.integers(len(copies))]
+            if mel_only:
+                w[b, ..., -80:] = copy[0][idx[b]]
+            else:
+                w[b] = copy[0][idx[b]]
+            mean[b], std[b] = copy[1][0][centre[b]], copy[1][1][centre[b]]
+            picked.append((b, copy))
+        return w, (mean, std), picked
+
+    def _with_noise(self, w: np.ndarray, idx: np.ndarray, stats, rng, share: float):
+        """A ``share`` of the sequences with a noisy copy's log-mel (and its statistics)."""
+        return self._swap(self.noisy, w, idx, stats, rng, share, mel_only=True)[:2]
 
     def _with_voices(self, w: np.ndarray, idx: np.ndarray, stats, rng, share: float):
-        """Replace a ``share`` of the sequences by a re-voiced copy's windows (and its statistics)."""
-        if not self.voiced or share <= 0:
-            return w, stats
-        mean, std = stats[0].copy(), stats[1].copy()
-        centre = idx[:, idx.shape[1] // 2]
-        for b in np.nonzero(rng.random(len(w)) < share)[0]:
-            vw, (lm, ls) = self.voiced[rng.integers(len(self.voiced))]
-            w[b] = vw[idx[b]]
-            mean[b], std[b] = lm[centre[b]], ls[centre[b]]
-        return w, (mean, std)
+        """A ``share`` of the sequences with a re-voiced copy's windows (and its statistics)."""
+        return self._swap(self.voiced, w, idx, stats, rng, share)[:2]
 
     def _with_silence(self, w, y, idx, stats, rng, share: float, rest):
-        if not self.silenced or share <= 0:
-            return w, y, stats
-        mean, std = stats[0].copy(), stats[1].copy()
-        y = y.clone()
-        centre = idx[:, idx.shape[1] // 2]
-        for b in np.nonzero(rng.random(len(w)) < share)[0]:
-            sw, (lm, ls), g = self.silenced[rng.integers(len(self.silenced))]
-            w[b] = sw[idx[b]]
-            mean[b], std[b] = lm[centre[b]], ls[centre[b]]
+        """A ``share`` of the sequences from a copy with pauses cut in, their targets the ``rest`` shape there."""
+        w, stats, picked = self._swap(self.silenced, w, idx, stats, rng, share)
+        if picked:
+            y = y.clone()
+        for b, (_, _, g) in picked:
             gb = torch.from_numpy(g[idx[b]]).float()[:, None]
             y[b] = y[b] * (1 - gb) + rest[None] * gb
-        return w, y, (mean, std)
+        return w, y, stats
 
     def expression_batch(self, model: ExpressionModel, codes: torch.Tensor, rng: np.random.Generator,
                          noise_share: float = 0.0, voice_share: float = 0.0, silence_share: float = 0.0,
