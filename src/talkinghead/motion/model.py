@@ -32,7 +32,7 @@ FORMAT = 1
 class MotionConfig:
     audio: str = "both"
     # the paper's loss on landmarks, and the mouth's motion matched per sequence (its deviation and that of its
-    # velocity: no regression to an average mouth); bench/RESULTS.md "the mouth learner"
+    # velocity: no regression to an average mouth); bench/RESULTS.md "the expression learner"
     expression: ExpressionConfig = field(default_factory=lambda: ExpressionConfig(loss_power=1.0, w_moment=1.0))
     head: HeadConfig = field(default_factory=HeadConfig)
     expression_share: float = 0.65  # of the motion budget; the head learner gets the rest
