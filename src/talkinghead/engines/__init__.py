@@ -16,6 +16,7 @@ ENGINES: dict[str, str | type[Engine]] = {
     "viseme": "talkinghead.engines.viseme.engine:VisemeEngine",
     "nerf": "talkinghead.engines.nerf.engine:NerfEngine",
     "speech2lip": "talkinghead.engines.speech2lip.engine:Speech2LipEngine",
+    "rhythm": "talkinghead.engines.rhythm.engine:RhythmEngine",
 }
 
 

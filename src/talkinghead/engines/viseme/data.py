@@ -19,7 +19,7 @@ from ...geometry import face as mesh
 from ...geometry.pose import project
 from ...progress import bar
 from ...subject import Subject
-from . import drawing as D
+from ...compose import drawing as D
 from .mashing import mash
 
 

@@ -28,7 +28,7 @@ from ...nn import to_uint8
 from ...subject import Subject
 from ..base import Engine, EngineConfig
 from ..types import Drive
-from . import drawing as D
+from ...compose import drawing as D
 from .data import FrameStore, audio_windows
 from .render import Compositor, to_tensor
 from .oracle import Oracle

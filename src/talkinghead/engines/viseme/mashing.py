@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from ...geometry.pose import canonical_face, project
-from .drawing import lower_face
+from ...compose.drawing import lower_face
 
 
 @lru_cache(maxsize=1)

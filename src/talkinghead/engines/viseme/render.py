@@ -14,7 +14,7 @@ import torch
 
 from ...compose import SpeechFrames
 from ...subject import Subject
-from . import drawing as D
+from ...compose import drawing as D
 from ...motion import MOUTH_POINTS
 from .data import FrameStore, eye_override
 from .mashing import mash

@@ -14,10 +14,10 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from ...geometry import face as mesh
-from ...geometry.pose import canonical_face
-from ...compose.labels import HEAD_LABELS
-from ...geometry.face import JAW
+from ..geometry import face as mesh
+from ..geometry.pose import canonical_face
+from .labels import HEAD_LABELS
+from ..geometry.face import JAW
 
 UPPER_OVAL = [i for i in mesh.FACE_OVAL if i not in JAW[1:-1]]
 NOSE_LOWER = [98, 97, 2, 326, 327]
