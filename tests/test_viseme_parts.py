@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from talkinghead.engines.viseme import drawing as D
+from talkinghead.compose import drawing as D
 from talkinghead.engines.viseme.data import eye_override
 from talkinghead.engines.viseme.mashing import mash
 from talkinghead.geometry import face as F

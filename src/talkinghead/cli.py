@@ -221,6 +221,10 @@ def _evaluate_args(sub) -> None:
                    help="self-driven: as say (the motion learner's landmarks where the engine can, by default), "
                         "the engine's own audio → mouth, or the held-out frames' own tracked mouths (the renderer "
                         "alone: an upper bound)")
+    s.add_argument("--pose", default="tracked", choices=["tracked", "audio"],
+                   help="self-driven: the held-out frames' own tracked head poses, or the motion learner's for "
+                        "their audio (free-pose engines draw them; the mouth and sharpness metrics still hold, "
+                        "pixel metrics then compare different poses)")
     s.add_argument("--device", default="auto")
     s.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     _force(s)
@@ -241,7 +245,8 @@ def _evaluate(a: argparse.Namespace) -> None:
 
         out = Path(a.output) if a.output else Path(a.model_dir) / f"eval_{a.split}"
         print(format_metrics(evaluate_model(a.model_dir, split=a.split, report_dir=out, device=a.device,
-                                              lips=a.lips, force=a.force, precision=a.precision)))
+                                              lips=a.lips, force=a.force, precision=a.precision,
+                                              pose=a.pose)))
         print(out / "report.html")
         return
 

@@ -20,7 +20,7 @@ from ..utils import atomic_path, write_json
 
 REPORT_MARKERS = ("report.html", "metrics.json")  # what makes a directory an earlier evaluate report
 METRIC_KEYS = ["psnr", "psnr_mouth", "psnr_generated", "copied_fraction", "ssim", "lmd", "aperture_r",
-               "aperture_std_ratio", "lips", "requested", "blink_f1", "cpbd", "flicker", "seam", "fps", "rtf", "peak_ram_mb", "viseme_consistency", "av_lag_ms", "motion"]
+               "aperture_std_ratio", "lips", "pose", "requested", "blink_f1", "cpbd", "flicker", "seam", "fps", "rtf", "peak_ram_mb", "viseme_consistency", "av_lag_ms", "motion"]
 
 _LABELS = {
     "psnr": ("PSNR", "dB, higher is better (capped at 100)"),
@@ -34,6 +34,8 @@ _LABELS = {
                            "standard deviation / the real one's (1 = as much as the person)"),
     "lips": ("Lips", "the mouth shapes rendered: engine (its own audio path), audio (the expression learner's), "
              "tracked (the held-out frames' own: the renderer alone)"),
+    "pose": ("Head pose", "tracked (the held-out frames' own) or audio (the motion learner's: pixel metrics then "
+             "compare different poses)"),
     "requested": ("Rendered vs requested", "the rendered mouth's aperture against the mouth shapes the renderer "
                   "was asked for (with --lips audio|tracked): Pearson r and std ratio"),
     "blink_f1": ("Blink F1", "rendered vs real blinks, ±3 frames"),

@@ -146,7 +146,9 @@ def tracked_metrics(a, subject, idx: np.ndarray, drive, phones) -> dict:
 
 def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | Path | None = None,
                    device: str = "auto", lips: str | None = None, force: bool = False,
-                   precision: str = "auto") -> dict:
+                   precision: str = "auto", pose: str = "tracked") -> dict:
+    """Render the held-out frames of ``split`` from their own audio and compare; ``pose``: their own tracked head
+    poses, or ``audio`` (the motion learner's for their audio; pixel metrics then compare different poses)."""
     model_dir = Path(model_dir)
     engine = load_engine(model_dir, resolve_device(device), precision=precision)  # validates the model before anything is written
     out, _ = output_dir(Path(report_dir) if report_dir else model_dir / f"eval_{split}", REPORT_MARKERS, force,
@@ -160,7 +162,7 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
         raise InputError(f"split {split!r} of {subject.path} has {len(idx)} frames; need at least 3")
     speech = subject_speech(subject, idx)
     lips = default_lips(engine) if lips is None else lips
-    drive = build_drive(engine, speech=speech, pose=idx, lips=lips)
+    drive = build_drive(engine, speech=speech, pose="audio" if pose == "audio" else idx, lips=lips)
     t0 = time.perf_counter()
     video = out / "rendered.mp4"
     scores, render_s = render_scored(engine, drive, idx, video)
@@ -168,7 +170,7 @@ def evaluate_model(model_dir: str | Path, split: str = "val", report_dir: str | 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     a = analyze_video(video, fps=drive.fps, with_audio=False, require_face=False)
     metrics = {k: None for k in METRIC_KEYS}
-    metrics.update(**scores.metrics(), **tracked_metrics(a, subject, idx, drive, speech.phones), lips=lips,
+    metrics.update(**scores.metrics(), **tracked_metrics(a, subject, idx, drive, speech.phones), lips=lips, pose=pose,
                    fps=len(idx) / render_s, rtf=render_s / (len(idx) / drive.fps), peak_ram_mb=peak,
                    motion=motion_metrics(model_dir, subject, idx))
     write_metrics(out, metrics)
