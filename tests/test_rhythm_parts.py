@@ -156,3 +156,21 @@ def test_masks_and_config():
         RhythmConfig(paste="all")
     with pytest.raises(ValueError):
         RhythmNetConfig(size=100)
+
+
+def test_the_lower_face_follows_the_mouth_it_is_given():
+    """Frames whose lower face moves with the jaw (one linear mode, noise-free): the fitted map gives a held-out
+    frame's whole lower face back from its mouth and jaw alone."""
+    from talkinghead.compose.drawing import lower_face
+    from talkinghead.engines.rhythm.data import LowerFace
+    from talkinghead.motion import MOUTH_POINTS
+
+    rng = np.random.default_rng(0)
+    base = canonical_face()
+    modes = rng.normal(0, 0.1, (2, *base.shape))
+    modes[:, np.setdiff1d(np.arange(len(base)), lower_face())] = 0  # speech moves only the lower face
+    coef = rng.uniform(-1, 1, (60, 2))
+    frames = base + np.einsum("nk,kvc->nvc", coef, modes)
+    lf = LowerFace(frames[:50], ridge=1e-9)
+    for f in frames[50:]:
+        np.testing.assert_allclose(lf(f[MOUTH_POINTS, :2]), f[lower_face()], atol=1e-6)

@@ -163,6 +163,19 @@ class Engine(ABC):
         and the recent past; ``state`` persists across the batches of one session.
         """
 
+    def motion(self):
+        """The model's motion learners (``motion.pt``, a ``MotionModel``), loaded once: for engines whose mouth
+        comes from the expression learner when the drive brings none. One clear error without them."""
+        if getattr(self, "_motion", None) is None:
+            from ..errors import InputError
+            from ..motion import MotionModel
+
+            self._motion = MotionModel.load(self.model_dir, self.subject.meta["key"])
+            if self._motion is None:
+                raise InputError(f"{self.model_dir} has no motion.pt: its mouth comes from the motion learners; run "
+                                 f"`talkinghead train-motion SUBJECT -o {self.model_dir}`")
+        return self._motion
+
     def composite_mask(self, rows: Drive, k: int) -> np.ndarray | None:
         """(H, W) float in [0, 1]: how much of each pixel of output frame k this engine generated
         (the rest is copied from the recorded frame); None: every pixel is generated."""

@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from ...compose import SpeechFrames, paste
-from ...errors import InputError
-from ...motion import LOOKAHEAD, MotionModel
+from ...motion import LOOKAHEAD
 from ...nn import to_uint8
 from ...subject import Subject
 from ..base import Engine, EngineConfig
@@ -115,16 +114,7 @@ class RhythmEngine(Engine):
         eng.region = (int(box[0]), int(box[1]), int(box[2]))
         eng.frames = SpeechFrames(subject, eng.region, subject.tracks["landmarks"])
         eng.square = feathered_square(eng.region[2], max(3.0, eng.region[2] / 24))
-        eng._motion = None
         return eng
-
-    def motion(self) -> MotionModel:
-        if self._motion is None:
-            self._motion = MotionModel.load(self.model_dir, self.subject.meta["key"])
-            if self._motion is None:
-                raise InputError(f"{self.model_dir} has no motion.pt: its mouth comes from the motion learners; run "
-                                 f"`talkinghead train-motion SUBJECT -o {self.model_dir}`")
-        return self._motion
 
     def prepare_batch(self, rows: Drive, ks: np.ndarray):
         """Per frame the target mesh (the replayed face, the asked-for mouth, at the asked-for pose) drawn and

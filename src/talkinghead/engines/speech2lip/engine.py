@@ -23,7 +23,6 @@ import torch
 
 from ...audio.windows import audio_channels, feature_windows, renormalise, window_features
 from ...compose import RecordedFrames, place
-from ...errors import InputError
 from ...motion import LOOKAHEAD, MotionModel
 from ...nn import to_uint8
 from ...subject import Subject
@@ -128,7 +127,6 @@ class Speech2LipEngine(Engine):
         eng.model = LipModel(subject, eng.cfg, device, state=ck)
         for m in (eng.model.field, eng.model.blend):
             m.eval()
-        eng._motion = None
         eng.model.autocast = eng.autocast  # the lip field's MLPs at the engine's precision (geometry stays fp32)
         eng.frames = RecordedFrames(subject)
         eng._repose = None
@@ -157,14 +155,6 @@ class Speech2LipEngine(Engine):
         else:
             codes = self.motion().mouth_codes(rows.visemes, rows.mel_windows, rows.mel_stats)
         return torch.from_numpy(codes).to(self.device)
-
-    def motion(self) -> MotionModel:
-        if self._motion is None:
-            self._motion = MotionModel.load(self.model_dir, self.subject.meta["key"])
-            if self._motion is None:
-                raise InputError(f"{self.model_dir} has no motion.pt: its mouth comes from the motion learners; run "
-                                 f"`talkinghead train-motion SUBJECT -o {self.model_dir}`")
-        return self._motion
 
     def _sources(self, codes: torch.Tensor, ks: np.ndarray, state: dict) -> dict[int, int]:
         """Recorded frame whose lips each of ``ks`` shows (mouth="exemplar"): the cheapest walk over the frames
