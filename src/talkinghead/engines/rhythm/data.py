@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ...compose import drawing as D
+from ...geometry.face import lip_box
 from ...motion import MOUTH_POINTS
 from ...progress import bar
 from ...subject import Subject
@@ -98,12 +99,6 @@ class RhythmData:
         """(drawing (S, S) uint8, projected image + mask (S, S, 4) uint8) of a target mesh."""
         return self.drawing(uv), self.projected(uv, z)
 
-    def mouth_box(self, uv: np.ndarray, margin: float = 0.25) -> np.ndarray:
-        """(x0, y0, x1, y1) crop pixels: a square around the outer lips of a mesh at ``uv``."""
-        from ...geometry.face import lip_box
-
-        return lip_box(uv, margin)
-
     # ---- all training frames --------------------------------------------------------------------
     def load(self, indices) -> None:
         """Crops, drawings, projected images and mouth boxes of ``indices`` (their tracked meshes), kept."""
@@ -118,6 +113,6 @@ class RhythmData:
             self.crops[i] = self.crop(i)
             uv, z = self.mesh(i)
             self.drawings[i], self.projections[i] = self.inputs(uv, z)
-            self.boxes[i] = self.mouth_box(uv)
+            self.boxes[i] = lip_box(uv)  # the mouth box in crop pixels
             b.update()
         b.close()

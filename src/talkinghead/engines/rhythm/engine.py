@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ...compose import SpeechFrames, paste
+from ...compose import SpeechFrames, paste, place
 from ...motion import LOOKAHEAD
 from ...nn import to_uint8
 from ...subject import Subject
@@ -148,12 +148,8 @@ class RhythmEngine(Engine):
     def composite_mask(self, rows: Drive, k: int) -> np.ndarray:
         """(H, W) float: how much of output frame k the engine generated."""
         j, S = int(rows.pose_index[k]), self.subject.size
-        x0, y0, side = self.region
         m = self.square if rows.rotation is not None or self.cfg.paste == "head" else self.frames.mask(j)
-        full = np.zeros((S, S), np.float32)
-        h, w = min(side, S - y0), min(side, S - x0)
-        full[max(y0, 0):y0 + h, max(x0, 0):x0 + w] = m[max(-y0, 0):h, max(-x0, 0):w, 0]
-        return full
+        return place(np.zeros((S, S), np.float32), m[..., 0], self.region[:2])
 
 
 __all__ = ["RhythmConfig", "RhythmEngine", "feathered_square"]
