@@ -16,7 +16,7 @@ FLOORS = {
     "engines": 3,
     "drive": 4,
     "prepare": 5, "synth": 5, "train": 5, "say": 5, "evaluate": 5, "serve": 5,
-    "cli": 6, "demo": 6,
+    "cli": 6, "demo": 6, "__main__": 6,
     "__init__": 0,  # the package root holds only __version__
 }
 

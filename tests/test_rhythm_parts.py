@@ -161,9 +161,8 @@ def test_masks_and_config():
 def test_the_lower_face_follows_the_mouth_it_is_given():
     """Frames whose lower face moves with the jaw (one linear mode, noise-free): the fitted map gives a held-out
     frame's whole lower face back from its mouth and jaw alone."""
-    from talkinghead.compose.drawing import lower_face
-    from talkinghead.engines.rhythm.data import LowerFace
-    from talkinghead.motion import MOUTH_POINTS
+    from talkinghead.geometry.pose import lower_face
+    from talkinghead.motion import MOUTH_POINTS, LowerFace
 
     rng = np.random.default_rng(0)
     base = canonical_face()
@@ -174,3 +173,4 @@ def test_the_lower_face_follows_the_mouth_it_is_given():
     lf = LowerFace(frames[:50], ridge=1e-9)
     for f in frames[50:]:
         np.testing.assert_allclose(lf(f[MOUTH_POINTS, :2]), f[lower_face()], atol=1e-6)
+        np.testing.assert_allclose(lf.apply(frames[0], f[MOUTH_POINTS, :2]), f, atol=1e-6)  # on another frame

@@ -18,7 +18,7 @@ K = P.intrinsics(900, 256, 256)
 def posed(yaw, pitch, roll, mouth_open=0.0):
     """A face with the mouth opened by ``mouth_open`` cm, its pose, pixels and pose-free landmarks."""
     X = P.canonical_face().copy()
-    low = D.lower_face()
+    low = P.lower_face()
     chinward = X[low, 1] > X[13, 1]  # below the lip line: the lower lip and jaw drop
     X[low[chinward], 1] += mouth_open
     R, t = P.matrix_from_euler(yaw, pitch, roll), np.array([0.5, 1.0, 60.0])
@@ -36,12 +36,12 @@ def test_mash_takes_mouth_from_i_and_pose_from_j():
     uv_i, canon_i, _, _ = posed(-15, 8, -4, 1.0)  # open mouth, turned left
     uv_j, canon_j, R_j, t_j = posed(20, -6, 5, 0.0)  # closed mouth, turned right
     m = mash(canon_i, canon_j, R_j, t_j, K)
-    upper = np.setdiff1d(np.arange(F.N_LANDMARKS), D.lower_face())
+    upper = np.setdiff1d(np.arange(F.N_LANDMARKS), P.lower_face())
     assert np.abs(m[upper] - uv_j[upper]).max() < 1e-6  # j's face and pose
     # i's mouth opening, now seen under j's pose. Not exact: lifting pixels to 3-D assumes the
     # rigid face's depth for the moved lips, an error of a fraction of a pixel at 35° of yaw.
     open_j = posed(20, -6, 5, 1.0)[0]
-    assert np.median(np.abs(m[D.lower_face()] - open_j[D.lower_face()])) < 1.0
+    assert np.median(np.abs(m[P.lower_face()] - open_j[P.lower_face()])) < 1.0
     ap = lambda uv: F.mouth_aperture(np.concatenate([uv, np.zeros((len(uv), 1))], 1))
     assert ap(m) > ap(uv_j) + 0.05
 

@@ -107,6 +107,8 @@ def _train_args(sub) -> None:
     s.add_argument("-o", "--output", help="model directory (default: SUBJECT_<engine>)")
     _training(s, 10)
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="engine setting, repeatable")
+    s.add_argument("--nproc", type=int, default=1, help="data-parallel processes on this machine (one per GPU "
+                   "on CUDA); for several machines run it under torchrun instead (README)")
     _force(s)
     s.set_defaults(func=_train)
 
@@ -115,7 +117,7 @@ def _train(a: argparse.Namespace) -> None:
     from .train.pipeline import train
 
     print(train(a.subject, a.engine, a.output, minutes=a.minutes, steps=a.steps, device=a.device,
-                overrides=a.set, force=a.force))
+                overrides=a.set, force=a.force, nproc=a.nproc))
 
 
 def _train_motion_args(sub) -> None:

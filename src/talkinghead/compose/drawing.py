@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 
 from ..geometry import face as mesh
-from ..geometry.pose import canonical_face
 from .labels import HEAD_LABELS
 from ..geometry.face import JAW
 
@@ -27,14 +26,6 @@ UPPER_LINES = [mesh.RIGHT_EYE + mesh.RIGHT_EYE[:1], mesh.LEFT_EYE + mesh.LEFT_EY
                UPPER_OVAL[UPPER_OVAL.index(234):] + UPPER_OVAL[:UPPER_OVAL.index(454) + 1]]
 IRISES = [mesh.RIGHT_IRIS, mesh.LEFT_IRIS]
 MOUTH_LINES = [mesh.LIPS_OUTER + mesh.LIPS_OUTER[:1], mesh.LIPS_INNER + mesh.LIPS_INNER[:1], JAW]
-
-
-@lru_cache(maxsize=1)
-def lower_face() -> np.ndarray:
-    """Landmarks that move with the jaw and lips: below the middle of nose tip and upper lip."""
-    c = canonical_face()
-    cut = (c[1, 1] + c[0, 1]) / 2  # y grows downwards
-    return np.flatnonzero(c[:, 1] > cut)
 
 
 def model_box(landmarks: np.ndarray, frame_size: int, scale: float = 1.5) -> np.ndarray:

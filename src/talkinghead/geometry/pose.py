@@ -23,6 +23,14 @@ def canonical_face() -> np.ndarray:
     return np.load(DATA / "canonical_face.npy").astype(np.float64)
 
 
+@lru_cache(maxsize=1)
+def lower_face() -> np.ndarray:
+    """Landmark indices that move with the jaw and lips: below the middle of nose tip and upper lip."""
+    c = canonical_face()
+    cut = (c[1, 1] + c[0, 1]) / 2  # y grows downwards
+    return np.flatnonzero(c[:, 1] > cut)
+
+
 def umeyama(src: np.ndarray, dst: np.ndarray, scale: bool = True,
             weights: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
     """Least-squares similarity ``dst ≈ s * R @ src + t`` (Umeyama 1991), (N, D) points."""

@@ -7,9 +7,10 @@ package that builds a drive; engines may use its learners.
 
 from .data import MotionData
 from .expression import LOOKAHEAD, MOUTH_POINTS, ExpressionConfig, ExpressionModel, MouthPCA
+from .lower_face import LowerFace
 from .head import HeadConfig, HeadMotionModel, pose_matrices, pose_vectors, speech_energy
 from .model import MOTION_FILE, MotionConfig, MotionModel
 
 __all__ = ["LOOKAHEAD", "MOUTH_POINTS", "ExpressionConfig", "ExpressionModel", "MouthPCA", "MotionData",
-           "HeadConfig", "HeadMotionModel", "pose_matrices", "pose_vectors", "speech_energy", "MOTION_FILE",
+           "HeadConfig", "LowerFace", "HeadMotionModel", "pose_matrices", "pose_vectors", "speech_energy", "MOTION_FILE",
            "MotionConfig", "MotionModel"]

@@ -35,6 +35,9 @@ class PhaseRun:
     checkpoint_minutes: float = 3.0
     log_every: int = 10
     extra: dict = field(default_factory=dict)
+    writer: bool = True  # False on every rank but the first of a data-parallel run: it writes nothing
+    stop_fn: Callable[[bool], bool] = lambda done: done  # every rank's verdict → the one they all follow
+    start_fn: Callable[[int], None] | None = None  # called with the first step, after a resume
 
 
 def _rng_state() -> dict:
@@ -59,6 +62,8 @@ def run_phase(model_dir: Path, phase: PhaseRun) -> dict:
     step, elapsed, done = _resume(ckpt_path, phase)
     if done is not None:
         return done
+    if phase.start_fn:
+        phase.start_fn(step)
     log = model_dir / "train_log.csv"
     b = _progress(phase, step, elapsed)
     losses: dict[str, float] = {}
@@ -67,14 +72,15 @@ def run_phase(model_dir: Path, phase: PhaseRun) -> dict:
     t0 = time.perf_counter() - elapsed
 
     def checkpoint(done: bool) -> None:
+        if not phase.writer:
+            return
         payload = {"step": step, "elapsed": time.perf_counter() - t0, "state": phase.state_fn(),
                    "rng": _rng_state(), "done": done, "losses": losses}
         save_checkpoint(ckpt_path, payload)
 
     def finished() -> bool:
-        if phase.steps is not None and step >= phase.steps:
-            return True
-        return phase.seconds is not None and time.perf_counter() - t0 >= phase.seconds
+        spent = phase.steps is not None and step >= phase.steps
+        return phase.stop_fn(spent or phase.seconds is not None and time.perf_counter() - t0 >= phase.seconds)
 
     try:
         while not finished():
@@ -86,8 +92,8 @@ def run_phase(model_dir: Path, phase: PhaseRun) -> dict:
             b.set_postfix({"step": step, **{k: f"{v:.3g}" for k, v in list(running.items())[:4]}}, refresh=False)
             # a time budget's last step overshoots it a little: never push the bar past its total
             b.update(min(time.perf_counter() - t_step, max(0.0, b.total - b.n)) if phase.steps is None else 1)
-            row = _row(phase, step, t0, running) if step % phase.log_every == 0 else None
-            if time.perf_counter() - last_ckpt >= phase.checkpoint_minutes * 60:
+            row = _row(phase, step, t0, running) if step % phase.log_every == 0 and phase.writer else None
+            if phase.writer and time.perf_counter() - last_ckpt >= phase.checkpoint_minutes * 60:
                 checkpoint(False)
                 last_ckpt = time.perf_counter()
                 row = row or _row(phase, step, t0)
@@ -100,6 +106,8 @@ def run_phase(model_dir: Path, phase: PhaseRun) -> dict:
     finally:
         b.close()
     checkpoint(True)
+    if not phase.writer:
+        return running
     row = _row(phase, step, t0, running)
     if phase.validate_fn:
         val, said = _validate(phase, step)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
+
+import torch
 
 from ..engines import Budget, get_engine, resolve_device
 from ..errors import InputError
 from ..progress import info
 from ..subject import Subject
 from ..outputs import output_dir
+from .distributed import World, from_main, launch, setup
 from .trainer import Trainer
 
 
@@ -40,9 +43,65 @@ def default_model_dir(subject_dir: str | Path, engine: str) -> Path:
     return p.with_name(f"{p.name}_{engine}")
 
 
+@dataclass
+class TrainJob:
+    """What ``train`` decided before any training: the engine, its settings, the budget, where it writes."""
+    engine: str
+    subject: Path
+    model_dir: Path
+    config: object | None  # None: already trained, nothing to do
+    budget: Budget
+    device: str
+
+
 def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = None,
           minutes: float | None = None, steps: int | None = None, device: str = "auto",
-          overrides: list[str] | None = None, force: bool = False) -> Path:
+          overrides: list[str] | None = None, force: bool = False, nproc: int = 1) -> Path:
+    """Train (or resume) ``engine`` on a subject. ``nproc`` > 1: that many data-parallel processes on this
+    machine (one per GPU on CUDA); under torchrun every rank calls this and rank 0 decides."""
+    world = World.from_env()
+    if nproc < 1:
+        raise InputError("--nproc must be at least 1")
+    if nproc > 1 and world.active:
+        raise InputError("--nproc starts its own processes; under torchrun leave it out")
+    if world.active:
+        world, _ = setup(resolve_device(device))
+        job = from_main(_plan_or_error(subject_dir, engine, model_dir, minutes, steps, device, overrides, force)
+                        if world.main else None, world)
+        if isinstance(job, InputError):
+            raise job
+    else:
+        job = plan(subject_dir, engine, model_dir, minutes, steps, device, overrides, force)
+    if job.config is None:
+        return job.model_dir
+    if nproc > 1:
+        if job.device.startswith("cuda") and nproc > torch.cuda.device_count():
+            raise InputError(f"--nproc {nproc} needs as many GPUs; this machine has {torch.cuda.device_count()}")
+        launch(nproc, run_job, job)
+    else:
+        run_job(job)
+    return job.model_dir
+
+
+def run_job(job: TrainJob) -> None:
+    """Train a planned job in this process (one rank of a data-parallel world, or alone)."""
+    world, dev = setup(job.device)
+    if world.main:
+        where = f"{dev}, {world.size} processes" if world.active else dev
+        info(f"training {job.engine} on {job.subject} on {where} -> {job.model_dir}")
+    Trainer(get_engine(job.engine), Subject.open(job.subject), job.config, job.budget, dev, job.model_dir,
+            world).run()
+
+
+def _plan_or_error(*args) -> TrainJob | InputError:
+    try:
+        return plan(*args)
+    except InputError as e:  # every rank raises it
+        return e
+
+
+def plan(subject_dir, engine, model_dir, minutes, steps, device, overrides, force) -> TrainJob:
+    """Check everything and open the model directory (fresh, forced afresh, or to resume)."""
     subject = Subject.open(subject_dir)
     cls = get_engine(engine)
     if minutes is not None and minutes <= 0 or steps is not None and steps <= 0:
@@ -55,6 +114,7 @@ def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = N
     if ours and force:
         info(f"{model_dir}: --force, training afresh")
         clear_model(model_dir)
+    job = TrainJob(engine, subject.path, model_dir, config, Budget(steps=steps, minutes=minutes), resolve_device(device))
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("engine") != engine:
@@ -63,15 +123,13 @@ def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = N
             raise InputError(f"{model_dir} was trained on another subject; choose another -o")
         if meta.get("status") == "trained":
             info(f"{model_dir}: already trained; pass --force to train it again")
-            return model_dir
+            job.config = None
+            return job
         if overrides:
             raise InputError(f"{model_dir}: resuming keeps the settings it started with; drop --set")
-        config = cls.Config.saved(meta["config"])
+        job.config = cls.Config.saved(meta["config"])
         info(f"{model_dir}: resuming")
-    dev = resolve_device(device)
-    info(f"training {engine} on {subject.path} ({subject.n_frames} frames) on {dev} -> {model_dir}")
-    Trainer(cls, subject, config, Budget(steps=steps, minutes=minutes), dev, model_dir).run()
-    return model_dir
+    return job
 
 
 def train_motion(subject_dir: str | Path, model_dir: str | Path, minutes: float | None = None,

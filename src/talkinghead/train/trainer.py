@@ -13,12 +13,14 @@
 * an exponential moving average of the modules the engine names, used for
   validation and export;
 * checkpoints and resume (``loop.run_phase``), validation PSNR over the frame and the
-  mouth box (``metrics.validate_frames``) and a preview image (real | rendered | extras).
+  mouth box (``metrics.validate_frames``) and a preview image (real | rendered | extras);
+* data parallelism (``distributed.py``): gradients averaged over the ranks, rank 0 the only writer.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 from pathlib import Path
 
@@ -32,7 +34,9 @@ from ..engines.types import Budget, Phase
 from ..errors import InputError
 from ..metrics import validate_frames
 from ..subject import Subject
+from ..progress import info
 from ..utils import atomic_path
+from .distributed import World, average_gradients, broadcast_modules, same_everywhere, stop_together
 from .loop import PhaseRun, run_phase
 
 
@@ -52,39 +56,57 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    def __init__(self, engine_cls, subject: Subject, config, budget: Budget, device: str, model_dir: Path):
-        """``engine_cls`` None: a trainer for the motion learners alone (``fit_motion``)."""
+    def __init__(self, engine_cls, subject: Subject, config, budget: Budget, device: str, model_dir: Path,
+                 world: World = World()):
+        """``engine_cls`` None: a trainer for the motion learners alone (``fit_motion``). ``world``: this
+        process's rank among data-parallel ones (``distributed.setup``)."""
         self.engine_cls, self.subject, self.budget, self.device = engine_cls, subject, budget, device
-        self.model_dir = Path(model_dir)
+        self.model_dir, self.world = Path(model_dir), world
         self.config = engine_cls.resolve_config(config, subject, device) if engine_cls else config
+
+    @property
+    def seed(self) -> int:
+        """This rank's seed: its own batches (rank 0's weights are broadcast, so all start alike)."""
+        return self.config.seed + 7919 * self.world.rank
 
     # ---- the run -------------------------------------------------------------------------------
     def run(self) -> None:
-        cfg, name = self.config, self.engine_cls.name
-        seed_everything(cfg.seed)
-        write_meta(self.model_dir, name, cfg, self.subject, status="training", budget=self.budget.__dict__)
+        cfg, name, main = self.config, self.engine_cls.name, self.world.main
+        seed_everything(self.seed)
+        if main:
+            write_meta(self.model_dir, name, cfg, self.subject, status="training", budget=self.budget.__dict__)
         train_idx, val_idx = split_indices(self.subject, cfg.val_frames)
         share, first = cfg.motion_share, self.engine_cls.learns_from_motion
         if first and share <= 0:
             raise InputError(f"the {name} engine learns from the motion learners: motion_share must be above 0")
         kw = {"motion": self.fit_motion(train_idx, val_idx, share)} if first else {}
-        seed_everything(cfg.seed)
-        self.fit(self.engine_cls.trainable(self.subject, cfg, self.device, train_idx, val_idx, **kw), 1 - share)
-        with atomic_path(self.model_dir / "weights.pt", suffix=".pt") as tmp:
-            torch.save(self.model.export(self.eval_modules()), tmp)
+        seed_everything(self.seed)
+        ranked = dataclasses.replace(cfg, seed=self.seed) if self.world.active else cfg
+        self.fit(self.engine_cls.trainable(self.subject, ranked, self.device, train_idx, val_idx, **kw), 1 - share)
+        if main:
+            with atomic_path(self.model_dir / "weights.pt", suffix=".pt") as tmp:
+                torch.save(self.model.export(self.eval_modules()), tmp)
         if share > 0 and not first:
             self.fit_motion(train_idx, val_idx, share)
-        write_meta(self.model_dir, name, cfg, self.subject, status="trained", budget=self.budget.__dict__)
+        if main:
+            write_meta(self.model_dir, name, cfg, self.subject, status="trained", budget=self.budget.__dict__)
 
     def fit(self, model: TrainModel, share: float = 1.0) -> None:
         """Every phase of ``model`` with its share of ``share`` of the budget."""
         self.model = model
         self.optimisers = {k: self._adam(groups) for k, groups in model.param_groups().items()}
         modules = model.modules()
+        if self.world.active:
+            broadcast_modules(modules)
         self.ema = {k: copy.deepcopy(modules[k]).requires_grad_(False) for k in model.ema}
         for phase in model.phases():
             if phase.share > 0:
                 run_phase(self.model_dir, self._phase_run(phase, share))
+        if self.world.active:
+            if not same_everywhere(self.eval_modules()):
+                raise RuntimeError("data-parallel ranks ended with different weights")
+            if self.world.main:
+                info(f"{self.world.size} ranks hold the same weights")
 
     def fit_motion(self, train_idx, val_idx, share: float = 1.0):
         """The motion learners (``train/motion.py``) on ``share`` of the budget, saved as ``motion.pt``;
@@ -92,21 +114,26 @@ class Trainer:
         from ..motion import MotionConfig
         from .motion import MotionTrainModel
 
-        seed_everything(self.config.seed)
-        m = MotionTrainModel(self.subject, MotionConfig(), train_idx, val_idx, self.config.seed)
+        seed_everything(self.seed)
+        m = MotionTrainModel(self.subject, MotionConfig(), train_idx, val_idx, self.seed)
         self.fit(m, share)
-        m.model.save(self.model_dir, self.subject.meta["key"])
+        if self.world.main:
+            m.model.save(self.model_dir, self.subject.meta["key"])
         return m.model.eval()
 
     def _phase_run(self, phase: Phase, share: float = 1.0) -> PhaseRun:
-        b, share = self.budget, phase.share * share
+        b, share, w = self.budget, phase.share * share, self.world
+        ranked = {} if not w.active else {
+            "writer": w.main, "stop_fn": lambda done: stop_together(done, w),
+            # a resumed rank restored rank 0's random state: its own again, new at every resume
+            "start_fn": lambda step: seed_everything(self.seed + 104729 * step)}
         return PhaseRun(
             name=phase.name,
             steps=None if b.steps is None else max(1, int(round(b.steps * share))),
             seconds=None if b.minutes is None else b.minutes * 60 * share,
             step_fn=lambda step: self.step(phase, step), state_fn=self.state, load_fn=self.load_state,
             validate_fn=lambda step: self.validate(phase, step),
-            checkpoint_minutes=self.config.checkpoint_minutes)
+            checkpoint_minutes=self.config.checkpoint_minutes, **ranked)
 
     @staticmethod
     def _adam(groups: list[dict]) -> torch.optim.Adam:
@@ -128,6 +155,8 @@ class Trainer:
             total = sum(terms.values())
             opt.zero_grad(set_to_none=True)
             total.backward()
+            if self.world.active:
+                average_gradients([p for g in opt.param_groups for p in g["params"]], self.world)
             opt.step()
             logs.update({k: float(v.detach()) for k, v in terms.items()})
         self._update_ema()

@@ -4,7 +4,7 @@ mesh in crop pixels, and its projected image ỹ_t from the reference (``mesh.py
 The crop is one square of subject pixels that holds the head in every frame (``compose.drawing.model_box``),
 resized to the model's ``size``. Target meshes come from pose-free landmarks at a head pose, so a frame's own
 (tracking) and a drive's (the learner's mouth on a replayed face, at a learned pose) are built the same way.
-A drive's mouth moves the whole lower face with it (``LowerFace``): the chin, cheeks and the skin around the
+A drive's mouth moves the whole lower face with it (``motion.LowerFace``): the chin, cheeks and the skin around the
 lips follow the asked-for lips and jaw as they did in the training frames, so a face held still opens its
 mouth as a whole, and the replayed frame's own lower face (its own mouth, on held-out frames) never shows
 through.
@@ -18,30 +18,12 @@ import torch
 
 from ...compose import drawing as D
 from ...geometry.face import lip_box
-from ...motion import MOUTH_POINTS
+from ...motion import LowerFace
 from ...progress import bar
 from ...subject import Subject
 from .mesh import crop_mesh, project_image, projection_map, textured
 
-__all__ = ["LowerFace", "RhythmData"]
-
-
-class LowerFace:
-    """Pose-free lower-face points (``compose.drawing.lower_face``, 3-D) as a linear function of the mouth and jaw
-    (``motion.MOUTH_POINTS``, x and y), fitted by ridge regression on training frames' tracked landmarks."""
-
-    def __init__(self, canon: np.ndarray, ridge: float = 1e-3):
-        self.idx = D.lower_face()
-        X = canon[:, MOUTH_POINTS, :2].reshape(len(canon), -1).astype(np.float64)
-        Y = canon[:, self.idx].reshape(len(canon), -1).astype(np.float64)
-        self.mx, self.my = X.mean(0), Y.mean(0)
-        Xc = X - self.mx
-        A = Xc.T @ Xc
-        self.W = np.linalg.solve(A + ridge * np.trace(A) / len(A) * np.eye(len(A)), Xc.T @ (Y - self.my))
-
-    def __call__(self, mouth: np.ndarray) -> np.ndarray:
-        """(len(lower_face), 3) the lower face that goes with ``mouth`` (len(MOUTH_POINTS), 2)."""
-        return (self.my + (np.asarray(mouth, np.float64).reshape(-1) - self.mx) @ self.W).reshape(-1, 3)
+__all__ = ["RhythmData"]
 
 
 class RhythmData:
@@ -69,13 +51,9 @@ class RhythmData:
 
     def landmarks(self, j: int, mouth: np.ndarray | None = None) -> np.ndarray:
         """(478, 3) pose-free landmarks of frame j; with ``mouth`` (len(MOUTH_POINTS), 2) its lower face is the one
-        that goes with that mouth (``LowerFace``), the mouth and jaw exactly it."""
+        that goes with that mouth (``motion.LowerFace``), the mouth and jaw exactly it."""
         canon = self.canon[j].astype(np.float64)
-        if mouth is not None:
-            canon = canon.copy()
-            canon[self.lower.idx] = self.lower(mouth)
-            canon[MOUTH_POINTS, :2] = mouth
-        return canon
+        return canon if mouth is None else self.lower.apply(canon, mouth)
 
     def mesh(self, j: int, mouth: np.ndarray | None = None, R=None, t=None) -> tuple[np.ndarray, np.ndarray]:
         """Crop pixels (478, 2) and depths of frame j's face (its mouth ``mouth``) at pose (R, t) (default j's)."""

@@ -15,8 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ...geometry.pose import canonical_face, project
-from ...compose.drawing import lower_face
+from ...geometry.pose import canonical_face, lower_face, project
 
 
 @lru_cache(maxsize=1)

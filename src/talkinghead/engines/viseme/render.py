@@ -15,7 +15,7 @@ import torch
 from ...compose import SpeechFrames
 from ...subject import Subject
 from ...compose import drawing as D
-from ...motion import MOUTH_POINTS
+from ...motion import LowerFace
 from .data import FrameStore, eye_override
 from .mashing import mash
 
@@ -30,6 +30,7 @@ class Compositor:
     def __init__(self, subject: Subject, store: FrameStore, cache: int = 64):
         self.store, self.box, self.lm = store, store.box, store.landmarks
         self.eye = subject.tracks["eye"]
+        self.lower = LowerFace(store.canon[subject.split("train")])
         x0, y0, side = self.box
         self.frames = SpeechFrames(subject, (int(round(x0)), int(round(y0)), int(round(side))), self.lm, cache)
 
@@ -41,11 +42,11 @@ class Compositor:
 
     def full_drawing(self, j: int, mouth: np.ndarray, eye: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(full drawing, mouth drawing) of frame j with its mouth and jaw replaced by ``mouth`` (pose-free
-        points, ``motion.MOUTH_POINTS`` order) placed at j's pose, as keypoint mashing places another
-        frame's mouth."""
+        points, ``motion.MOUTH_POINTS`` order) and its whole lower face moved with them (``motion.LowerFace``:
+        frame j's own chin and cheeks would carry its own mouth), placed at j's pose as keypoint mashing places
+        another frame's mouth."""
         st = self.store
-        canon = st.canon[j].astype(np.float64).copy()
-        canon[MOUTH_POINTS, :2] = mouth
+        canon = self.lower.apply(st.canon[j], mouth)
         lm = mash(canon, st.canon[j], st.rot[j], st.trans[j], st.K)
         if eye is not None:
             lm = eye_override(lm, self.eye[j], eye)
