@@ -1,6 +1,7 @@
-"""Live serving on this machine: latency, frame rate, A/V sync, two sessions, memory.
+"""Live serving on this machine: latency, frame rate, A/V sync, two sessions, memory; or how many sessions it holds.
 
     python bench/serve.py MODEL [--seconds 60] [--json]
+    python bench/serve.py MODEL --capacity 32 [--seconds 20] [--json]
 
 Starts ``talkinghead serve MODEL`` on a free loopback port, connects scripted
 WebRTC clients (``talkinghead.serve.client``, aiortc: what a browser does) and
@@ -18,6 +19,10 @@ ends with one JSON line:
   sessions_first_frame_ms: text sent → first frame of the answer, median over both sessions' answers.
 * rss_mb_start / rss_mb_one_session / rss_mb_end: the server's resident memory after connecting,
   after the ``--seconds`` of answers, and at the end (after two sessions, one closed).
+* ``--capacity N``: 1, 2, 4, … up to N sessions answer at once for ``--seconds``; per count the lowest
+  received frame rate of a session, the new pictures per second and session (repeats taken off), text →
+  first frame; ``sessions_at_25fps`` is the largest count whose every session got ≥ 24 new pictures per
+  second (the clients run in this one process: on a many-GPU server, check its CPU is not the limit).
 * stream_first_motion_ms: speech streamed over the WebSocket in 20 ms real-time chunks (an agent's
   TTS, its leading silence cut so it starts with speech) → the first frame of the answer arrives
   (the frame that shows the first speech sound); stream_holds: pictures repeated while the three streamed
@@ -139,6 +144,38 @@ async def run(model: str, url: str, seconds: float, pid: int) -> dict:
     return res
 
 
+async def capacity(url: str, most: int, seconds: float) -> dict:
+    """Sessions answering at once, doubling until one falls under 24 new pictures per second."""
+    lead, rows, held = leading_silence(SENTENCE), [], 0
+    n = 1
+    while n <= most:
+        from talkinghead.serve.client import LiveClient
+
+        clients = [LiveClient(url) for _ in range(n)]
+        for c in clients:
+            await c.__aenter__()
+        try:
+            for c in clients:
+                await c.wait_frames(25)
+            h0, t0 = health(url)["holds"], time.time()
+            answers = await asyncio.gather(*(answer_loop(c, seconds) for c in clients))
+            t1 = time.time()
+            fps = min(c.fps(t0, t1) for c in clients)
+            new = fps - (health(url)["holds"] - h0) / n / (t1 - t0)
+            first = [x for c, a in zip(clients, answers) for x in delivery(c, a, lead)["first"]]
+            rows.append({"sessions": n, "fps": round(fps, 2), "new_fps": round(new, 2),
+                         "first_frame_ms": _ms(np.median(first)) if first else None})
+        finally:
+            for c in clients:
+                await c.__aexit__(None, None, None)
+        await asyncio.sleep(2)
+        if new < 24:
+            break
+        held = n
+        n *= 2
+    return {"capacity": rows, "sessions_at_25fps": held}
+
+
 def _ms(x) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x) * 1000, 1)
 
@@ -148,12 +185,13 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--json", action="store_true", help="only the JSON line")
+    ap.add_argument("--capacity", type=int, default=0, metavar="N", help="count the sessions it holds, up to N")
     a = ap.parse_args()
     from talkinghead.serve.client import spawn_server
 
-    server, url = spawn_server(a.model, "--max-sessions", "2")
+    server, url = spawn_server(a.model, "--max-sessions", str(max(2, a.capacity)))
     try:
-        res = asyncio.run(run(a.model, url, a.seconds, server.pid))
+        res = asyncio.run(capacity(url, a.capacity, a.seconds) if a.capacity else run(a.model, url, a.seconds, server.pid))
     finally:
         server.terminate()
         server.wait(30)

@@ -116,6 +116,30 @@ def test_mouth_opens_on_vowels_and_rests_in_silence(trained, tmp_path):
                                                                          gray[vowel].min(), contrast)
 
 
+def test_a_replayed_frame_keeps_every_pixel_outside_what_speech_changes(trained):
+    """Replaying recorded frames, the head is rendered only inside the box of the speech mask: every pixel
+    outside the mask is the recorded frame's, and inside it the render differs from the recording."""
+    from talkinghead.drive import build_drive
+    from talkinghead.engines.modeldir import load_engine
+    from talkinghead.engines.nerf.engine import speech_box
+
+    eng = load_engine(trained["model"], "cpu")
+    subject = eng.subject
+    js = subject.split("val")[:6]
+    drive = build_drive(eng, text="Hello there.", pose="train", blink="none")
+    drive.pose_index[:len(js)] = js
+    drive.eye[:len(js)] = subject.tracks["eye"][js]  # the recorded eyes: only speech changes
+    frames = eng.render_batch(drive, np.arange(len(js)), eng.prepare_batch(drive, np.arange(len(js))), {})
+    for frame, j in zip(frames, js):
+        real = subject.frame(int(j))
+        mask = eng.composite_mask(drive, list(js).index(j))
+        assert np.array_equal(frame[mask == 0], real[mask == 0])
+        x0, y0, x1, y1 = speech_box(mask)
+        assert 0 < x1 - x0 < subject.size and 0 < y1 - y0 < subject.size  # a box, not the frame
+        inside = mask > 0.5
+        assert np.abs(frame[inside].astype(int) - real[inside]).mean() > 0.5
+
+
 def test_render_controls_background_swap_and_eyes(trained, tmp_path):
     import cv2
 

@@ -1,22 +1,22 @@
 """The ``nerf`` engine (RAD-NeRF): audio-spatial decomposed grid NeRF with a 2D deformable torso.
 
 Training runs three phases inside one budget (``head``, ``lips``, ``torso``;
-shares in the config; ``trainer.py``). Rendering: per drive frame the audio
-code (momentum smoothed over time, a state the render session carries), the eye
-feature and the head pose of the replayed training frame (or a user pose)
-condition the head field; head and torso are composited over the background
-plate at render resolution and the result is pasted over the full-resolution
-plate with the rendered alpha. A drive that replays recorded frames as they were
-(no pose or background of its own) keeps them and takes from the render only
-what speech changes (``compose.SpeechFrames``: the lower face from under the
-nose, the eyes while a drawn blink differs). Look-ahead: the attention over 8 windows reaches
+shares in the config; ``trainer.py``) on frames at ``size``, chosen from the head: on the CPU the head box
+spans ``head_pixels``, on CUDA the subject's own resolution. Rendering: per drive frame the audio code
+(momentum smoothed over time, a state the render session carries), the eye feature and the head pose of the
+replayed training frame (or a user pose) condition the head field. A drive that replays recorded frames as
+they were (no pose or background of its own) keeps them and renders only what speech changes
+(``compose.SpeechFrames``: the lower face from under the nose, the eyes while a drawn blink differs): the
+head field's rays inside that region's box at ``size``, over the recorded frame, no torso. A pose or
+background of the drive's own renders the whole frame at ``frame_size`` (head and torso over the plate),
+pasted over the full-resolution plate with the rendered alpha. Look-ahead: the attention over 8 windows reaches
 3 frames ahead and each viseme window 4 more (7 frames, 280 ms at 25 fps; 3
 with ``audio=mel``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -25,6 +25,7 @@ import torch
 
 from ...audio.windows import audio_channels, feature_windows, input_stats, window_features
 from ...compose import SpeechFrames, over
+from ...compose.drawing import model_box
 from ...subject import Subject
 from ..base import Engine, EngineConfig
 from ..types import Drive
@@ -37,7 +38,9 @@ from .trainer import NerfModel
 
 @dataclass
 class NerfConfig(EngineConfig):
-    size: int = 0  # render resolution; 0 = 128 on CPU, 512 on CUDA
+    size: int = 0  # training frames and the speech region's render; 0: from head_pixels (CPU), native (CUDA)
+    head_pixels: int = 192  # CPU: the head box (compose.drawing.model_box) spans this many pixels at ``size``
+    frame_size: int = 0  # whole-frame renders (a pose or background of the drive's own); 0: 128 CPU, size CUDA
     audio: str = "both"  # "visemes", "mel" or "both" (see data.py and the README's deviations)
     paper_grids: bool = False  # App. A.2 grid sizes (16 levels, 2^19 table); default is a CPU-sized grid
     grid_levels: int = 12
@@ -80,9 +83,13 @@ class NerfConfig(EngineConfig):
         """Appearance-code row of a frame (one code per ``code_period`` frames)."""
         return int(frame) // max(1, self.code_period)
 
-    def resolved(self, device: str) -> "NerfConfig":
-        return NerfConfig(**{**asdict(self), "size": self.size or (512 if device.startswith("cuda") else 128),
-                             "margin": tuple(self.margin)})
+    def resolved(self, device: str, frame: int = 512, head_side: float = 512.0) -> "NerfConfig":
+        """Sizes filled in for ``device`` and a subject of ``frame``² whose head box is ``head_side`` pixels."""
+        cuda = device.startswith("cuda")
+        size = self.size or (frame if cuda else int(round(frame * self.head_pixels / max(head_side, 1.0) / 8)) * 8)
+        size = max(8, min(size, frame))  # never above the subject's own resolution
+        return replace(self, size=size, frame_size=min(self.frame_size or (size if cuda else 128), size),
+                       margin=tuple(self.margin))
 
 
 def build_model(cfg: NerfConfig, subject: Subject | None, t_scale: float, aabb=None, n_frames: int = 0) -> TalkingNeRF:
@@ -105,6 +112,15 @@ def build_model(cfg: NerfConfig, subject: Subject | None, t_scale: float, aabb=N
     return TalkingNeRF(field, torso, audio_in, occ_res=cfg.occ_res, n_samples=cfg.n_samples, t_scale=t_scale)
 
 
+def speech_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the pixels where ``mask`` (H, W) is above 1/255, one pixel of margin; empty: x1 = x0."""
+    ys, xs = np.nonzero(mask > 1 / 255)
+    if not len(xs):
+        return 0, 0, 0, 0
+    h, w = mask.shape
+    return max(0, xs.min() - 1), max(0, ys.min() - 1), min(w, xs.max() + 2), min(h, ys.max() + 2)
+
+
 LOOKAHEAD = {"visemes": 7, "mel": 3, "both": 7}  # frames i+3's window, reaching 4 frames further
 
 
@@ -118,10 +134,7 @@ class NerfEngine(Engine):
 
     @classmethod
     def resolve_config(cls, config: NerfConfig, subject: Subject, device: str) -> NerfConfig:
-        cfg = config.resolved(device)
-        if cfg.size > subject.size:  # never render above the subject's own resolution
-            cfg = NerfConfig(**{**asdict(cfg), "size": subject.size})
-        return cfg
+        return config.resolved(device, subject.size, model_box(subject.tracks["landmarks"], subject.size)[2])
 
     @classmethod
     def trainable(cls, subject: Subject, cfg: NerfConfig, device: str, train_idx, val_idx) -> NerfModel:
@@ -135,7 +148,7 @@ class NerfEngine(Engine):
     def load_weights(path: Path, device: str) -> tuple[NerfConfig, TalkingNeRF, dict]:
         """``weights.pt`` → (config, model in eval mode, the checkpoint dict); needs no subject."""
         ck = torch.load(path, map_location="cpu", weights_only=False)
-        cfg = NerfConfig(**{**ck["config"], "margin": tuple(ck["config"]["margin"])})
+        cfg = NerfConfig(**{**ck["config"], "margin": tuple(ck["config"]["margin"])}).resolved(device)
         model = build_model(cfg, None, ck["t_scale"], aabb=ck["aabb"], n_frames=ck["n_frames"])
         model.load_state_dict(ck["model"])
         model.occupancy.relative, model.occupancy.threshold = True, 10.0  # as baked (see TalkingNeRF)
@@ -155,19 +168,19 @@ class NerfEngine(Engine):
         return eng
 
     def _plates(self, rows: Drive, state: dict) -> tuple[np.ndarray, torch.Tensor]:
-        """(full-resolution plate, render-size plate tensor): the subject's, or the drive's background."""
+        """(full-resolution plate, ``frame_size`` plate tensor): the subject's, or the drive's background."""
         key = id(rows.background) if rows.background is not None else None
         if state.get("plate_key", -1) != key:
             full = self.subject.background() if rows.background is None else cv2.resize(
                 rows.background, (self.subject.size, self.subject.size), interpolation=cv2.INTER_AREA)
-            small = torch.from_numpy(self.data.resize(full).astype(np.float32) / 255).to(self.device)
-            state.update(plate_key=key, plates=(full, small))
+            n = self.cfg.frame_size
+            small = cv2.resize(full, (n, n), interpolation=cv2.INTER_AREA) if n != full.shape[0] else full
+            state.update(plate_key=key, plates=(full, torch.from_numpy(small.astype(np.float32) / 255).to(self.device)))
         return state["plates"]
 
     @torch.no_grad()
     def render_batch(self, rows: Drive, ks: np.ndarray, prepared, state: dict) -> list[np.ndarray]:
-        d, dev, size, S = self.data, self.device, self.cfg.size, self.subject.size
-        plate_full, plate = self._plates(rows, state)
+        d, dev = self.data, self.device
         windows = feature_windows(self.cfg.audio, rows.visemes, rows.mel_windows)
         codes = self.model.audio_net(torch.from_numpy(stack8(windows, ks)).to(dev))
         codes = momentum_smooth(codes, self.cfg.smoothing, state.get("code"))  # test-time smoothing
@@ -180,16 +193,40 @@ class NerfEngine(Engine):
             eye = float(np.mean(rows.eye[k])) / self.eye_open
             f = Frame(K=self.K, R=R.to(dev), t=t.to(dev), audio=a, eye=torch.tensor([eye], device=dev),
                       code=self.cfg.code_index(min(j, self.n_train)))
-            r = self.model.render_image(f, size, plate)
-            colour, alpha = r["colour"].cpu().numpy(), r["alpha"].cpu().numpy()
-            if S != size:
-                colour = cv2.resize(colour, (S, S), interpolation=cv2.INTER_LINEAR)
-                alpha = cv2.resize(alpha, (S, S), interpolation=cv2.INTER_LINEAR)
-            frame = np.clip(over(colour * 255, alpha, plate_full.astype(np.float32)), 0, 255).round().astype(np.uint8)
-            if self._replays(rows):  # the recorded frame, with what speech changes from the render
-                frame = self.frames.paste_for(frame, j, rows.eye[k])
-            out.append(frame)
+            out.append(self._speech(f, j, rows.eye[k]) if self._replays(rows) else self._whole(f, rows, state))
         return out
+
+    def _whole(self, f: Frame, rows: Drive, state: dict) -> np.ndarray:
+        """The whole frame at ``frame_size``: head and torso over the plate, upsampled, over the full plate."""
+        plate_full, plate = self._plates(rows, state)
+        n, S = self.cfg.frame_size, self.subject.size
+        K = self.K.clone()
+        K[:2] *= n / self.cfg.size
+        r = self.model.render_image(Frame(K, f.R, f.t, f.audio, f.eye, f.code), n, plate)
+        colour, alpha = r["colour"].cpu().numpy(), r["alpha"].cpu().numpy()
+        if S != n:
+            colour = cv2.resize(colour, (S, S), interpolation=cv2.INTER_LINEAR)
+            alpha = cv2.resize(alpha, (S, S), interpolation=cv2.INTER_LINEAR)
+        return np.clip(over(colour * 255, alpha, plate_full.astype(np.float32)), 0, 255).round().astype(np.uint8)
+
+    def _speech(self, f: Frame, j: int, eye: np.ndarray | None) -> np.ndarray:
+        """Recorded frame j with the head rendered at ``size`` inside the box of what speech changes (and a
+        drawn blink), blended in under that mask; every other pixel is the recording's."""
+        frame = self.frames.get(j)["frame"]
+        x0, y0, x1, y1 = speech_box(self.frames.mask_for(j, eye)[..., 0])
+        if x1 <= x0:
+            return frame.copy()
+        s = self.cfg.size / self.subject.size
+        nx, ny = max(1, round((x1 - x0) * s)), max(1, round((y1 - y0) * s))
+        gx = (x0 + (np.arange(nx) + 0.5) * (x1 - x0) / nx) * s - 0.5  # pixel centres at ``size``, as render_head takes
+        gy = (y0 + (np.arange(ny) + 0.5) * (y1 - y0) / ny) * s - 0.5
+        px = torch.from_numpy(np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2).astype(np.float32)).to(self.device)
+        rgb, alpha = (x.cpu().numpy() for x in self.model.render_heads(f, px))
+        rgb = cv2.resize(rgb.reshape(ny, nx, 3), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        alpha = cv2.resize(alpha.reshape(ny, nx), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        drawn = frame.copy()
+        drawn[y0:y1, x0:x1] = np.clip(over(rgb * 255, alpha, frame[y0:y1, x0:x1].astype(np.float32)), 0, 255).round()
+        return self.frames.paste_for(drawn, j, eye)
 
     @staticmethod
     def _replays(rows: Drive) -> bool:

@@ -102,6 +102,19 @@ class TalkingNeRF(nn.Module):
         return float(self.occupancy.occupied().float().mean())
 
     @torch.no_grad()
+    def render_heads(self, f: Frame, px: torch.Tensor, chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head at pixel positions ``px (P, 2)`` (pixel (x, y) covers [x, x+1) × [y, y+1) under ``f.K``):
+        premultiplied rgb (P, 3) and alpha (P,); only rays that hit the head box are marched."""
+        dev = px.device
+        chunk = chunk or (1 << 20 if dev.type == "cuda" else 1 << 14)
+        rgb, alpha = torch.zeros(len(px), 3, device=dev), torch.zeros(len(px), device=dev)
+        near, far = ray_aabb(*pixel_rays(f.K, f.R, f.t, px + 0.5), self.aabb)
+        for s in (far > near).nonzero()[:, 0].split(chunk):
+            h = self.render_head(f, px[s])
+            rgb[s], alpha[s] = h["rgb"], h["alpha"]
+        return rgb, alpha
+
+    @torch.no_grad()
     def render_image(self, f: Frame, size: int, background: torch.Tensor, torso: bool = True,
                      chunk: int | None = None) -> dict[str, torch.Tensor]:
         """Whole frame at ``size``²: premultiplied head+torso colour, its alpha and the composite."""
@@ -111,15 +124,7 @@ class TalkingNeRF(nn.Module):
         px = torch.stack([xs, ys], -1).reshape(-1, 2).float()
         bg = background.reshape(-1, 3)
         colour, alpha = torch.zeros(size * size, 3, device=dev), torch.zeros(size * size, device=dev)
-        # Only rays that hit the head box are marched; the rest are torso/background.
-        origins, dirs = pixel_rays(f.K, f.R, f.t, px + 0.5)
-
-        near, far = ray_aabb(origins, dirs, self.aabb)
-        hit = (far > near).nonzero()[:, 0]
-        head_rgb, head_a = torch.zeros_like(colour), torch.zeros_like(alpha)
-        for s in hit.split(chunk):
-            h = self.render_head(f, px[s])
-            head_rgb[s], head_a[s] = h["rgb"], h["alpha"]
+        head_rgb, head_a = self.render_heads(f, px, chunk)
         if torso:
             for s in torch.arange(size * size, device=dev).split(chunk):
                 t = self.render_torso(f, px[s], size)
