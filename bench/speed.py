@@ -1,6 +1,7 @@
 """`say` speed and training speed of trained models, one table (any engine, any device).
 
     python bench/speed.py MODEL [MODEL ...] [--device auto] [--seconds 20] [--batch 8] [--precision auto]
+                          [--pose audio|train|still]
 
 Per model: `say` of a TTS drive of ``--seconds`` into the source video's size (512² for the benchmark
 subjects), whole call (load, drive, render, encode) and the render+encode rate `say` reports; training
@@ -33,6 +34,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--pose", default=None)
     a = ap.parse_args()
     os.environ.setdefault("TALKINGHEAD_QUIET", "1")
     import json
@@ -51,7 +53,7 @@ def main() -> None:
             engine = json.loads((m / "model.json").read_text())["engine"]
             t = time.perf_counter()
             s = say(m, Path(tmp) / "out.mp4", audio=wav, device=a.device, batch_size=a.batch,
-                    precision=a.precision, force=True)
+                    precision=a.precision, pose=a.pose, force=True)
             whole = s["frames"] / (time.perf_counter() - t)
             rows.append(f"| {m} | {engine} | {s['frames']} | {whole:.1f} | {s['fps']:.1f} | {train_rates(m)} |")
     print("\n".join(rows))

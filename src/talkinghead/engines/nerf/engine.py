@@ -41,6 +41,7 @@ class NerfConfig(EngineConfig):
     size: int = 0  # training frames and the speech region's render; 0: from head_pixels (CPU), native (CUDA)
     head_pixels: int = 192  # CPU: the head box (compose.drawing.model_box) spans this many pixels at ``size``
     frame_size: int = 0  # whole-frame renders (a pose or background of the drive's own); 0: 128 CPU, size CUDA
+    speech_rays: int = -1  # most rays for what speech changes in a replayed frame (coarser above); -1: 4096 CPU, 0: any
     audio: str = "both"  # "visemes", "mel" or "both" (see data.py and the README's deviations)
     paper_grids: bool = False  # App. A.2 grid sizes (16 levels, 2^19 table); default is a CPU-sized grid
     grid_levels: int = 12
@@ -89,6 +90,7 @@ class NerfConfig(EngineConfig):
         size = self.size or (frame if cuda else int(round(frame * self.head_pixels / max(head_side, 1.0) / 8)) * 8)
         size = max(8, min(size, frame))  # never above the subject's own resolution
         return replace(self, size=size, frame_size=min(self.frame_size or (size if cuda else 128), size),
+                       speech_rays=self.speech_rays if self.speech_rays >= 0 else (0 if cuda else 4096),
                        margin=tuple(self.margin))
 
 
@@ -119,6 +121,15 @@ def speech_box(mask: np.ndarray) -> tuple[int, int, int, int]:
         return 0, 0, 0, 0
     h, w = mask.shape
     return max(0, xs.min() - 1), max(0, ys.min() - 1), min(w, xs.max() + 2), min(h, ys.max() + 2)
+
+
+def ray_grid(mask: np.ndarray, scale: float) -> tuple[int, int, np.ndarray]:
+    """(nx, ny, used): the grid that samples ``mask`` (h, w) at ``scale`` and which of its nx·ny points lie
+    under the mask, grown by one point (so upsampling the render back has its neighbours)."""
+    h, w = mask.shape
+    nx, ny = max(1, round(w * scale)), max(1, round(h * scale))
+    small = cv2.resize(mask, (nx, ny), interpolation=cv2.INTER_AREA) > 0
+    return nx, ny, cv2.dilate(small.astype(np.uint8), np.ones((3, 3), np.uint8)).reshape(-1).astype(bool)
 
 
 LOOKAHEAD = {"visemes": 7, "mel": 3, "both": 7}  # frames i+3's window, reaching 4 frames further
@@ -210,18 +221,25 @@ class NerfEngine(Engine):
         return np.clip(over(colour * 255, alpha, plate_full.astype(np.float32)), 0, 255).round().astype(np.uint8)
 
     def _speech(self, f: Frame, j: int, eye: np.ndarray | None) -> np.ndarray:
-        """Recorded frame j with the head rendered at ``size`` inside the box of what speech changes (and a
-        drawn blink), blended in under that mask; every other pixel is the recording's."""
-        frame = self.frames.get(j)["frame"]
-        x0, y0, x1, y1 = speech_box(self.frames.mask_for(j, eye)[..., 0])
+        """Recorded frame j with the head rendered at ``size`` (coarser past ``speech_rays``) under the mask of
+        what speech changes (and a drawn blink), blended in there; every other pixel is the recording's."""
+        frame, mask = self.frames.get(j)["frame"], self.frames.mask_for(j, eye)[..., 0]
+        x0, y0, x1, y1 = speech_box(mask)
         if x1 <= x0:
             return frame.copy()
-        s = self.cfg.size / self.subject.size
-        nx, ny = max(1, round((x1 - x0) * s)), max(1, round((y1 - y0) * s))
-        gx = (x0 + (np.arange(nx) + 0.5) * (x1 - x0) / nx) * s - 0.5  # pixel centres at ``size``, as render_head takes
+        s, cap = self.cfg.size / self.subject.size, self.cfg.speech_rays
+        nx, ny, used = ray_grid(mask[y0:y1, x0:x1], s)
+        if cap and used.sum() > cap:  # coarser than ``size``: at most ``speech_rays`` rays
+            s *= np.sqrt(cap / used.sum())
+            nx, ny, used = ray_grid(mask[y0:y1, x0:x1], s)
+        gx = (x0 + (np.arange(nx) + 0.5) * (x1 - x0) / nx) * s - 0.5  # pixel centres at scale s, as render_head takes
         gy = (y0 + (np.arange(ny) + 0.5) * (y1 - y0) / ny) * s - 0.5
-        px = torch.from_numpy(np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2).astype(np.float32)).to(self.device)
-        rgb, alpha = (x.cpu().numpy() for x in self.model.render_heads(f, px))
+        px = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2).astype(np.float32)[used]
+        K = self.K.clone()
+        K[:2] *= s * self.subject.size / self.cfg.size
+        f = Frame(K, f.R, f.t, f.audio, f.eye, f.code)
+        rgb, alpha = np.zeros((nx * ny, 3), np.float32), np.zeros(nx * ny, np.float32)
+        rgb[used], alpha[used] = (x.cpu().numpy() for x in self.model.render_heads(f, torch.from_numpy(px).to(self.device)))
         rgb = cv2.resize(rgb.reshape(ny, nx, 3), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         alpha = cv2.resize(alpha.reshape(ny, nx), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         drawn = frame.copy()
