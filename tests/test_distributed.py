@@ -66,6 +66,26 @@ def test_a_single_process_is_a_world_of_one(monkeypatch):
     assert w.main and not w.active and stop_together(True, w)
 
 
+def _torchrun_rank(out: str) -> None:
+    """What one torchrun rank does: ``train`` with the world in the environment (here: no such subject)."""
+    from talkinghead.errors import InputError
+    from talkinghead.train.pipeline import train
+
+    try:
+        train(Path(out) / "missing", "viseme", Path(out) / "model", steps=1, device="cpu")
+        said = "trained"
+    except InputError as e:
+        said = str(e)
+    (Path(out) / f"said{os.environ['RANK']}.txt").write_text(said)
+
+
+def test_under_torchrun_rank_0_checks_the_request_and_every_rank_gets_its_error(tmp_path):
+    launch(2, _torchrun_rank, str(tmp_path))  # sets RANK / WORLD_SIZE / MASTER_* as torchrun does
+    said = [(tmp_path / f"said{r}.txt").read_text() for r in (0, 1)]
+    assert said[0] == said[1] and "missing" in said[0], said
+    assert not (tmp_path / "model").exists()
+
+
 def _train_cmd(subject, model, steps, settings=True):
     sets = sum([["--set", s] for s in VISEME_TINY + ["checkpoint_minutes=0.02"]], []) if settings else []
     return [sys.executable, "-m", "talkinghead", "train", str(subject), "--engine", "viseme", "-o", str(model),

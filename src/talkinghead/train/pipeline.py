@@ -68,7 +68,7 @@ def train(subject_dir: str | Path, engine: str, model_dir: str | Path | None = N
         world, _ = setup(resolve_device(device))
         job = from_main(_plan_or_error(subject_dir, engine, model_dir, minutes, steps, device, overrides, force)
                         if world.main else None, world)
-        if isinstance(job, InputError):
+        if isinstance(job, Exception):
             raise job
     else:
         job = plan(subject_dir, engine, model_dir, minutes, steps, device, overrides, force)
@@ -93,10 +93,10 @@ def run_job(job: TrainJob) -> None:
             world).run()
 
 
-def _plan_or_error(*args) -> TrainJob | InputError:
+def _plan_or_error(*args) -> TrainJob | Exception:
     try:
         return plan(*args)
-    except InputError as e:  # every rank raises it
+    except (InputError, OSError) as e:  # every rank raises it (none waits for a plan that never comes)
         return e
 
 
