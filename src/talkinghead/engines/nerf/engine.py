@@ -7,7 +7,8 @@ spans ``head_pixels``, on CUDA the subject's own resolution. Rendering: per driv
 replayed training frame (or a user pose) condition the head field. A drive that replays recorded frames as
 they were (no pose or background of its own) keeps them and renders only what speech changes
 (``compose.SpeechFrames``: the lower face from under the nose, the eyes while a drawn blink differs): the
-head field's rays inside that region's box at ``size``, over the recorded frame, no torso. A pose or
+head field's rays under that region's mask at ``size`` (coarser past ``speech_rays``), over the recorded
+frame, no torso. A pose or
 background of the drive's own renders the whole frame at ``frame_size`` (head and torso over the plate),
 pasted over the full-resolution plate with the rendered alpha. Look-ahead: the attention over 8 windows reaches
 3 frames ahead and each viseme window 4 more (7 frames, 280 ms at 25 fps; 3
