@@ -1,15 +1,18 @@
-"""Benchmark `say` speed: the viseme generator per backend, then `say` end to end.
+"""Benchmark `say` speed: the viseme engine's two networks per backend, then `say` end to end.
 
     python bench/say.py [MODEL_DIR] [--seconds 20] [--batch 8]
 
 Without MODEL_DIR it makes its own: a 12 s synthetic speaker at 512², prepared,
 and a viseme model with the default 256² crop trained for a few steps (speed
-does not depend on how well the weights are trained). Target on a 2-core CPU:
-≥ 25 FPS end to end at 256² crop into 512² frames.
+does not depend on how well the weights are trained). Target on a 2-core CPU (issue 29):
+≥ 50 FPS end to end at 512² frames.
 
-Backends timed on the same input batches: eager (contiguous), channels-last
-(what `say` uses), torch.compile, and ONNX Runtime when `onnxruntime` and
-`onnx` are importable (they are not project dependencies).
+The two networks `say` can use: the renderer (visemes + upper-face drawing, ``--lips engine``) and
+the oracle (full drawing with the expression learner's mouth, ``--lips audio``, the default with
+motion.pt), each timed on the same input batches per backend: eager fp32 (contiguous),
+channels-last fp32, channels-last bfloat16 autocast (what `say` uses where the CPU has bf16),
+torch.compile, and ONNX Runtime / OpenVINO when importable (not project dependencies), with
+each backend's PSNR against eager fp32. Then `say` end to end with each.
 """
 
 from __future__ import annotations
@@ -49,46 +52,69 @@ def time_fn(fn, batches, repeat: int = 3) -> float:
     return sum(len(b[0]) for b in batches) / best
 
 
-def backends(gen, batches) -> list[tuple[str, float, str]]:
-    rows = []
-    with torch.inference_mode():
-        gen.eval().to(memory_format=torch.contiguous_format)
-        plain = [(d.contiguous(), a, m) for d, a, m in batches]
-        rows.append(("eager fp32", time_fn(lambda d, a, m: gen(d, a, m, return_mouth=False), plain), ""))
-        gen.for_inference()
-        rows.append(("channels-last (say default)", time_fn(lambda d, a, m: gen(d, a, m, return_mouth=False),
-                                                           batches), ""))
-    try:
-        comp = torch.compile(gen)
-        with torch.inference_mode():
-            rows.append(("torch.compile + channels-last",
-                         time_fn(lambda d, a, m: comp(d, a, m, return_mouth=False), batches), ""))
-    except Exception as e:  # noqa: BLE001 - a benchmark reports what failed
-        rows.append(("torch.compile + channels-last", float("nan"), type(e).__name__))
-    try:
+class Face(torch.nn.Module):
+    """A network's face output alone (what tracing exporters take)."""
+
+    def __init__(self, net, **kw):
+        super().__init__()
+        self.net, self.kw = net, kw
+
+    def forward(self, *x):
+        return self.net(*x, **self.kw)[0]
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(10 * torch.log10(4.0 / ((a.float() - b.float()) ** 2).mean().clamp_min(1e-12)))
+
+
+def exported(face: Face, batches, kind: str):
+    """(run, note) through ONNX Runtime or OpenVINO at ``kind`` ("onnx", "ov-f32", "ov-bf16"); raises when absent."""
+    example = tuple(t.contiguous().clone() for t in batches[0])
+    if kind == "onnx":
         import onnxruntime as ort
 
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "gen.onnx"
+        path = Path(tempfile.mkdtemp()) / "net.onnx"
+        with torch.no_grad():
+            torch.onnx.export(face, example, str(path), dynamo=False, opset_version=17,
+                              input_names=[f"x{i}" for i in range(len(example))])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = torch.get_num_threads()
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return lambda *x: sess.run(None, {f"x{i}": t.contiguous().numpy() for i, t in enumerate(x)})[0]
+    import openvino as ov
 
-            class Face(torch.nn.Module):
-                def __init__(self, g):
-                    super().__init__()
-                    self.g = g
+    with torch.no_grad():
+        model = ov.convert_model(face, example_input=example)
+    req = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": kind[3:], "PERFORMANCE_HINT": "LATENCY",
+                                                  "INFERENCE_NUM_THREADS": torch.get_num_threads()}).create_infer_request()
+    return lambda *x: next(iter(req.infer([t.contiguous().numpy() for t in x]).values()))
 
-                def forward(self, d, a, m):
-                    return self.g(d, a, m, return_mouth=False)[0]
 
-            d, a, m = batches[0]
-            torch.onnx.export(Face(gen.eval()), (d.contiguous(), a, m), str(path), dynamo=False,
-                              input_names=["d", "a", "m"], opset_version=17)
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = torch.get_num_threads()
-            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-            np_b = [(d.contiguous().numpy(), a.numpy(), m.numpy()) for d, a, m in batches]
-            rows.append(("ONNX Runtime", time_fn(lambda d, a, m: sess.run(None, {"d": d, "a": a, "m": m}), np_b), ""))
-    except Exception as e:  # noqa: BLE001
-        rows.append(("ONNX Runtime", float("nan"), f"{type(e).__name__}: {str(e)[:60]}"))
+def backends(face: Face, batches) -> list[tuple[str, float, float, str]]:
+    """(backend, frames/s, PSNR of its faces against eager fp32 in dB, note) for one network."""
+    rows = []
+    with torch.inference_mode():
+        face.net.eval().to(memory_format=torch.contiguous_format)
+        plain = [tuple(t.contiguous() for t in b) for b in batches]
+        ref = face(*plain[0])
+        rows.append(("eager fp32", time_fn(face, plain), float("inf"), ""))
+        face.net.to(memory_format=torch.channels_last)
+        rows.append(("channels-last fp32", time_fn(face, batches), psnr(face(*batches[0]), ref), ""))
+        with torch.autocast("cpu", torch.bfloat16):
+            rows.append(("channels-last bf16 (say default here)", time_fn(face, batches),
+                         psnr(face(*batches[0]), ref), ""))
+    try:
+        comp = torch.compile(face)
+        with torch.inference_mode():
+            rows.append(("torch.compile fp32", time_fn(comp, batches), psnr(comp(*batches[0]), ref), ""))
+    except Exception as e:  # noqa: BLE001 - a benchmark reports what failed
+        rows.append(("torch.compile fp32", float("nan"), float("nan"), type(e).__name__))
+    for kind, name in (("onnx", "ONNX Runtime fp32"), ("ov-f32", "OpenVINO fp32"), ("ov-bf16", "OpenVINO bf16")):
+        try:
+            run = exported(face, batches, kind)
+            rows.append((name, time_fn(run, batches), psnr(torch.as_tensor(run(*batches[0])), ref), ""))
+        except Exception as e:  # noqa: BLE001
+            rows.append((name, float("nan"), float("nan"), f"{type(e).__name__}: {str(e)[:50]}"))
     return rows
 
 
@@ -105,19 +131,23 @@ def main() -> None:
         model = Path(a.model) if a.model else make_model(Path(tmp))
         eng = load_engine(model, "cpu")
         cfg, n = eng.cfg, 96
-        gen = eng.gen
         rng = np.random.default_rng(0)
-        from talkinghead.engines.viseme.render import Compositor
+        from talkinghead.engines.viseme.render import Compositor, to_tensor
+        from talkinghead.motion import MOUTH_POINTS
 
         store, comp = eng.store, Compositor(eng.subject, eng.store)
-        batches = []
+        renderer, oracle = [], []
         for k in range(0, n, a.batch):
             js = rng.integers(0, eng.subject.n_frames, a.batch)
-            d = torch.from_numpy(np.stack([comp.upper_drawing(int(j)) for j in js])[:, None]).float() / 127.5 - 1
-            au = torch.from_numpy(np.stack([store.audio_windows[int(j)] for j in js]))
-            batches.append((d.contiguous(memory_format=torch.channels_last), au,
-                            torch.from_numpy(store.mouth_boxes[js])))
-        rows = backends(gen, batches)
+            mouths = eng.subject.tracks["canon_landmarks"][rng.integers(0, eng.subject.n_frames, a.batch)]
+            full, md = zip(*[comp.full_drawing(int(j), mouths[i][MOUTH_POINTS, :2]) for i, j in enumerate(js)])
+            box = torch.from_numpy(store.mouth_boxes[js])
+            renderer.append((to_tensor(np.stack([comp.upper_drawing(int(j)) for j in js])[:, None], "cpu", True),
+                             torch.from_numpy(np.stack([store.audio_windows[int(j)] for j in js])), box))
+            oracle.append((to_tensor(np.stack(full)[:, None], "cpu", True), to_tensor(np.stack(md)[:, None], "cpu", True),
+                           box))
+        rows = {"renderer (--lips engine)": backends(Face(eng.gen, return_mouth=False), renderer),
+                "oracle (--lips audio)": backends(Face(eng.oracle), oracle)}
 
         # End to end: drive from a wav, render, composite into the full frame, encode H.264 + AAC.
         from talkinghead.audio.tts import synthesize
@@ -127,25 +157,31 @@ def main() -> None:
         tts = synthesize(text).resampled(16000)
         wav = tts.audio[: int(a.seconds * 16000)]
         write_wav(Path(tmp) / "drive.wav", wav)
-        t = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "talkinghead.cli", "say", str(model), "--audio",
-                            str(Path(tmp) / "drive.wav"), "-o", str(Path(tmp) / "out.mp4"), "--device", "cpu"],
-                           capture_output=True, text=True, env=dict(os.environ, TALKINGHEAD_QUIET="0"))
-        wall = time.perf_counter() - t
-        if r.returncode:
-            sys.exit(r.stderr.strip().splitlines()[-1])
-        line = [ln for ln in r.stderr.splitlines() if "real-time factor" in ln][-1]
+        ends = []
+        for lips in ("engine", "audio"):
+            t = time.perf_counter()
+            r = subprocess.run([sys.executable, "-m", "talkinghead.cli", "say", str(model), "--audio",
+                                str(Path(tmp) / "drive.wav"), "-o", str(Path(tmp) / "out.mp4"), "--device", "cpu",
+                                "--lips", lips, "--pose", "train", "--force"],
+                               capture_output=True, text=True, env=dict(os.environ, TALKINGHEAD_QUIET="0"))
+            wall = time.perf_counter() - t
+            if r.returncode:
+                sys.exit(r.stderr.strip().splitlines()[-1])
+            line = [ln for ln in r.stderr.splitlines() if "real-time factor" in ln][-1]
+            ends.append((lips, line.split(": ", 1)[-1], wall))
         frames = int(round(len(wav) / 16000 * eng.subject.fps))
 
     print(f"# say speed, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"# viseme generator: crop {cfg.size}², mouth {cfg.mouth_size}², base {cfg.base}, batch {a.batch}; "
-          f"frames {eng.subject.size}²\n")
-    print("| backend | generator FPS | note |\n|---|---|---|")
-    for name, fps, note in rows:
-        print(f"| {name} | {fps:.1f} | {note} |")
-    print(f"\nend to end `say` ({len(wav) / 16000:.1f} s of audio, {frames} frames): {line.split(': ', 1)[-1]}")
-    print(f"including process start-up, model load and drive building: {frames / wall:.1f} FPS")
+    print(f"# viseme networks: crop {cfg.size}², mouth {cfg.mouth_size}², base {cfg.base}, batch {a.batch}; "
+          f"frames {eng.subject.size}²")
+    for net, table in rows.items():
+        print(f"\n{net}\n\n| backend | frames/s | PSNR vs eager fp32 (dB) | note |\n|---|---|---|---|")
+        for name, fps, db, note in table:
+            print(f"| {name} | {fps:.1f} | {db:.1f} | {note} |")
+    print(f"\nend to end `say` --pose train ({len(wav) / 16000:.1f} s of audio, {frames} frames):")
+    for lips, line, wall in ends:
+        print(f"- --lips {lips}: {line}; with process start-up, model load and drive: {frames / wall:.1f} FPS")
 
 
 if __name__ == "__main__":

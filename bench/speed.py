@@ -2,6 +2,7 @@
 
     python bench/speed.py MODEL [MODEL ...] [--device auto] [--seconds 20] [--batch 8] [--precision auto]
                           [--pose audio|train|still]
+                          [--lips engine|audio]
 
 Per model: `say` of a TTS drive of ``--seconds`` into the source video's size (512² for the benchmark
 subjects), whole call (load, drive, render, encode) and the render+encode rate `say` reports; training
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--pose", default=None)
+    ap.add_argument("--lips", default=None, help="engine or audio (default: the model's own default)")
     a = ap.parse_args()
     os.environ.setdefault("TALKINGHEAD_QUIET", "1")
     import json
@@ -53,9 +55,12 @@ def main() -> None:
             engine = json.loads((m / "model.json").read_text())["engine"]
             t = time.perf_counter()
             s = say(m, Path(tmp) / "out.mp4", audio=wav, device=a.device, batch_size=a.batch,
-                    precision=a.precision, pose=a.pose, force=True)
+                    precision=a.precision, pose=a.pose, lips=a.lips, force=True)
             whole = s["frames"] / (time.perf_counter() - t)
             rows.append(f"| {m} | {engine} | {s['frames']} | {whole:.1f} | {s['fps']:.1f} | {train_rates(m)} |")
+    from talkinghead.nn.allocator import reuse_freed_memory
+
+    print(f"# allocator: {'freed memory kept (nn/allocator.py)' if reuse_freed_memory() else 'the system default'}")
     print("\n".join(rows))
 
 

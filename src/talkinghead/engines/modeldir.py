@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import InputError
+from ..nn.allocator import reuse_freed_memory
 from ..nn.precision import resolve_precision
 from ..subject import Subject
 from ..utils import write_json
@@ -66,6 +67,7 @@ def load_engine(model_dir: Path, device: str, subject: str | Path | None = None,
     networks, ``auto`` = bfloat16 where the device computes it natively (``nn.precision``)."""
     from . import get_engine
 
+    reuse_freed_memory()  # a renderer asks for the same large buffers every batch (nn/allocator.py)
     meta = read_meta(model_dir)
     engine = get_engine(meta["engine"]).load(Path(model_dir), open_subject(meta, subject), device)
     engine.precision = resolve_precision(precision, device)
