@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from talkinghead.compose import (RecordedFrames, blend, eye_mask, feathered_polygon, lower_face_mask, over, paste,
-                                 place, speech_face_mask)
+from talkinghead.compose import (RecordedFrames, blend, eye_mask, feathered_polygon, lower_face_mask, mask_bbox, over,
+                                 paste, place, speech_face_mask)
 from talkinghead.geometry import pose as P
 
 
@@ -177,3 +177,12 @@ def test_changed_mask_and_paste_back_keep_unchanged_pixels():
     assert np.array_equal(out[10:14, 30:94], source[10:14, 30:94])  # unchanged inside the crop: also the source
     big = paste_back(np.zeros((200, 200, 3), np.uint8), render, m, (-10.0, 40.0, 128.0))  # scale 2, off the edge
     assert np.abs(big[40 + 64, -10 + 64].astype(int) - render[32, 32]).max() <= 1 and big[:30].max() == 0
+
+
+def test_mask_bbox_is_the_box_of_the_pixels_above_the_threshold():
+    m = np.zeros((20, 30), np.float32)
+    assert mask_bbox(m) is None
+    m[4, 7], m[11, 22], m[15, 3] = 1.0, 0.5, 0.002  # the last is below 1/255
+    assert mask_bbox(m) == (3, 4, 23, 16)  # ends exclusive
+    assert mask_bbox(m, 1 / 255) == (7, 4, 23, 12)
+    assert mask_bbox(m, 1.0) is None

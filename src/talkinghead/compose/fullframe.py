@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .blend import blend
+from .masks import mask_bbox
 
 __all__ = ["changed_mask", "paste_back"]
 
@@ -53,12 +54,12 @@ def paste_back(source: np.ndarray, render: np.ndarray, mask: np.ndarray, box: tu
     h, w = source.shape[:2]
     k = s / side
     out = source.copy()
-    rows, cols = np.nonzero(mask.max(1) > 0)[0], np.nonzero(mask.max(0) > 0)[0]
-    if not len(rows):
+    bbox = mask_bbox(mask)
+    if bbox is None:
         return out  # nothing changed
     # only the box the mask covers, in source pixels (one pixel of margin)
-    rx0, ry0 = max(0, math.floor(x0 + cols[0] / k) - 1), max(0, math.floor(y0 + rows[0] / k) - 1)
-    rx1, ry1 = min(w, math.ceil(x0 + (cols[-1] + 1) / k) + 1), min(h, math.ceil(y0 + (rows[-1] + 1) / k) + 1)
+    rx0, ry0 = max(0, math.floor(x0 + bbox[0] / k) - 1), max(0, math.floor(y0 + bbox[1] / k) - 1)
+    rx1, ry1 = min(w, math.ceil(x0 + bbox[2] / k) + 1), min(h, math.ceil(y0 + bbox[3] / k) + 1)
     if rx1 <= rx0 or ry1 <= ry0:
         return out  # the changed part lies outside the frame
     # source pixel (u, v) of the region → crop pixel ((u + rx0 - x0) k, (v + ry0 - y0) k)

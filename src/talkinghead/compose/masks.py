@@ -7,7 +7,16 @@ import numpy as np
 
 from ..geometry import face as mesh
 
-__all__ = ["below_nose", "eye_mask", "feathered_polygon", "feathered_polygons", "lower_face_mask", "speech_face_mask"]
+__all__ = ["below_nose", "eye_mask", "feathered_polygon", "feathered_polygons", "lower_face_mask", "mask_bbox",
+           "speech_face_mask"]
+
+
+def mask_bbox(mask: np.ndarray, above: float = 0.0) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1), ends exclusive, of the pixels of ``mask`` (H, W) above ``above``; None when none are."""
+    rows, cols = np.nonzero((mask > above).any(1))[0], np.nonzero((mask > above).any(0))[0]
+    if not len(rows):
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def feathered_polygon(points: np.ndarray, shape: tuple[int, int], feather: float) -> np.ndarray:

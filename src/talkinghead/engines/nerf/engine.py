@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ...audio.windows import audio_channels, feature_windows, input_stats, window_features
-from ...compose import SpeechFrames, over
+from ...compose import SpeechFrames, mask_bbox, over
 from ...compose.drawing import model_box
 from ...subject import Subject
 from ..base import Engine, EngineConfig
@@ -117,11 +117,11 @@ def build_model(cfg: NerfConfig, subject: Subject | None, t_scale: float, aabb=N
 
 def speech_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1): the pixels where ``mask`` (H, W) is above 1/255, one pixel of margin; empty: x1 = x0."""
-    ys, xs = np.nonzero(mask > 1 / 255)
-    if not len(xs):
+    b = mask_bbox(mask, 1 / 255)
+    if b is None:
         return 0, 0, 0, 0
     h, w = mask.shape
-    return max(0, xs.min() - 1), max(0, ys.min() - 1), min(w, xs.max() + 2), min(h, ys.max() + 2)
+    return max(0, b[0] - 1), max(0, b[1] - 1), min(w, b[2] + 1), min(h, b[3] + 1)
 
 
 def ray_grid(mask: np.ndarray, scale: float) -> tuple[int, int, np.ndarray]:
