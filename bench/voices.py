@@ -1,6 +1,7 @@
 """Other people's voices drive a trained model: does its mouth move with theirs, and as much as the person's?
 
-    python bench/voices.py MODEL [CLIP ...] [--cache DIR] [--text "..."] [--no-render] [--out FILE]
+    python bench/voices.py MODEL [CLIP ...] [--cache DIR] [--text "..."] [--no-render] [--lips engine|audio]
+                           [--out FILE]
 
 CLIP defaults to every clip of ``../shared/data/voices`` and the two English 5-s clips. For each clip the
 real speaker's mouth is tracked (FaceMesh, pose-free aperture; cached in ``--cache``) and the model is driven
@@ -95,7 +96,7 @@ def learner_aperture(motion, subject, speech) -> np.ndarray:
     return mesh.mouth_aperture(motion.expression.pca.decode(coef, base))
 
 
-def text_row(engine, text: str, tmp: Path) -> dict:
+def text_row(engine, text: str, tmp: Path, lips: str | None = None) -> dict:
     """espeak-ng: viseme consistency with the exact phones, and the share of its long pauses the mouth rests in."""
     from talkinghead.drive import build_drive, default_lips, default_pose
     from talkinghead.evaluate.analyze import analyze_video
@@ -104,7 +105,7 @@ def text_row(engine, text: str, tmp: Path) -> dict:
     from talkinghead.say.pipeline import write_drive
 
     s = engine.subject
-    drive = build_drive(engine, text=text, pose=default_pose(engine), lips=default_lips(engine))
+    drive = build_drive(engine, text=text, pose=default_pose(engine), lips=lips or default_lips(engine))
     out = tmp / "text.mp4"
     write_drive(engine, drive, out, crop=True, progress=False)
     from talkinghead.drive.speech import load_speech
@@ -129,6 +130,7 @@ def main() -> None:
     ap.add_argument("--cache", default="bench_runs/voices_cache")
     ap.add_argument("--text", default="Papa bought a big map. Ah, the open sea! Bob, be quiet, please.")
     ap.add_argument("--no-render", action="store_true", help="the learner only (no say, no tracking)")
+    ap.add_argument("--lips", help="engine or audio (default: as say, the model's own default)")
     ap.add_argument("--out")
     a = ap.parse_args()
     os.environ.setdefault("TALKINGHEAD_QUIET", "1")
@@ -157,14 +159,15 @@ def main() -> None:
                     row["learner"] = mouth_row(learner_aperture(motion, s, speech), real["aperture"], real["speech"],
                                                speaking)
                 if not a.no_render:
-                    drive = build_drive(engine, speech=speech, pose=default_pose(engine), lips=default_lips(engine))
+                    drive = build_drive(engine, speech=speech, pose=default_pose(engine),
+                                        lips=a.lips or default_lips(engine))
                     out = Path(tmp) / "clip.mp4"
                     write_drive(engine, drive, out, crop=True, progress=False)
                     row["render"] = mouth_row(analyze_video(out, require_face=False).aperture, real["aperture"],
                                               real["speech"], speaking)
                 rows.append(row)
                 print(row, file=sys.stderr, flush=True)
-            text = None if a.no_render else text_row(engine, a.text, Path(tmp))
+            text = None if a.no_render else text_row(engine, a.text, Path(tmp), a.lips)
     except TalkingHeadError as e:
         sys.exit(f"error: {e}")
     kinds = [k for k in ("learner", "render") if k in rows[0]]

@@ -93,13 +93,16 @@ def _render_size_contrast(subject: Subject, size: int) -> float:
     return float(np.median(gray[~is_open]) - np.median(gray[is_open]))
 
 
-def test_mouth_opens_on_vowels_and_rests_in_silence(trained, tmp_path):
+@pytest.mark.parametrize("lips", ["engine", "audio"])
+def test_mouth_opens_on_vowels_and_rests_in_silence(trained, tmp_path, lips):
+    """Both mouths: the paper's audio code (``engine``) and the expression learner's lip points read through the
+    teacher's basis (``audio``, the default with motion.pt)."""
     from talkinghead.drive import still_frame
 
     wav, tts = vowel_silence_drive(tmp_path)
     out = tmp_path / "drive.mp4"
     assert main(["say", str(trained["model"]), "--audio", str(wav), "-o", str(out),
-                 "--pose", "still", "--blink", "none"]) == 0
+                 "--pose", "still", "--blink", "none", "--lips", lips]) == 0
     info = probe(out)
     assert info.has_audio and (info.width, info.height) == (256, 256)
     subject = Subject.open(trained["subject"])

@@ -237,6 +237,24 @@ def test_lip_codes_follow_the_main_lip_motion_with_unit_variance():
     assert np.abs(wide[:, :64] - codes).max() < 1e-5
 
 
+def test_lip_basis_reads_the_drive_s_mouth_points_as_the_teacher_reads_landmarks():
+    """A drive's mouth (motion.MOUTH_POINTS order, pose-free) gets the codes the audio code was taught for the
+    same lips; the fitting frames' mean mouth is the zero code."""
+    import numpy as np
+
+    from talkinghead.engines.nerf.data import LipBasis, lip_codes, lip_points
+    from talkinghead.motion import MOUTH_POINTS
+
+    rng = np.random.default_rng(1)
+    canon = rng.normal(0, 3, (60, 478, 3))
+    fit = np.arange(0, 60, 3)
+    basis = LipBasis.fit(canon, fit, 32)
+    mouths = canon[:, MOUTH_POINTS, :2]  # what --lips audio|tracked puts in the drive
+    np.testing.assert_allclose(basis.codes(mouths[:, :LipBasis.POINTS]), lip_codes(canon, fit, 32), atol=1e-5)
+    mean = lip_points(canon[fit]).mean(0)[None]
+    assert np.abs(basis.codes(mean)).max() < 1e-5
+
+
 def test_momentum_smooth_step_response():
     beta, k, n = 0.7, 3, 10
     a = torch.zeros(n, 64)

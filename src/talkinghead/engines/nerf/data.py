@@ -32,26 +32,52 @@ def stack8(windows: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return windows[k]
 
 
-def lip_codes(canon: np.ndarray, fit_idx: np.ndarray, dim: int) -> np.ndarray:
-    """Teacher codes for the audio network: ``(N, 478, 3)`` canonical landmarks -> ``(N, dim)``.
+class LipBasis:
+    """The lip contours' principal axes, fitted on training frames: turns lip points into the codes the
+    audio network is taught (``lip_codes``) and the field reads, so tracked or predicted mouths (the
+    expression learner's, ``--lips audio``) drive the field through the same coordinates.
 
-    The inner and outer lip contours' (x, y) are centred on the fitting frames' mean and rotated
-    into their principal axes; everything is divided by the first axis' standard deviation, so
-    column 0 (mostly the mouth opening) has unit variance and the later columns keep their smaller
-    natural scale (tracking jitter stays small instead of being blown up by whitening). Columns
-    past the number of lip coordinates (80) are zero.
+    The inner and outer lip contours' (x, y) are centred on the fitting frames' mean and rotated into
+    their principal axes; everything is divided by the first axis' standard deviation, so column 0 (mostly
+    the mouth opening) has unit variance and the later columns keep their smaller natural scale (tracking
+    jitter stays small instead of being blown up by whitening). Columns past the 80 lip coordinates are zero.
     """
+
+    POINTS = 40  # LIPS_OUTER + LIPS_INNER: the first points of motion.MOUTH_POINTS
+
+    def __init__(self, lips: np.ndarray, dim: int):
+        """``lips`` (N, 40, 2): the fitting frames' ``LIPS_OUTER + LIPS_INNER`` points, pose-free."""
+        fit = np.asarray(lips, np.float64).reshape(len(lips), -1)
+        self.mean, self.dim = fit.mean(0), dim
+        _, s, vt = np.linalg.svd(fit - self.mean, full_matrices=False)
+        self.axes = vt[:min(dim, vt.shape[0])]
+        self.scale = s[0] / np.sqrt(len(fit)) if s[0] > 0 else 1.0
+
+    @classmethod
+    def fit(cls, canon: np.ndarray, fit_idx: np.ndarray, dim: int) -> "LipBasis":
+        """From ``(N, 478, 3)`` canonical landmarks and the frames to fit on."""
+        return cls(lip_points(np.asarray(canon)[np.asarray(fit_idx)]), dim)
+
+    def codes(self, lips: np.ndarray) -> np.ndarray:
+        """``(N, 40, 2)`` lip points (``LIPS_OUTER + LIPS_INNER``) -> ``(N, dim)`` float32 codes."""
+        x = np.asarray(lips, np.float64).reshape(len(lips), -1)
+        out = np.zeros((len(x), self.dim), np.float32)
+        out[:, :len(self.axes)] = (x - self.mean) @ self.axes.T / self.scale
+        return out
+
+
+def lip_points(canon: np.ndarray) -> np.ndarray:
+    """``(N, 478, ≥2)`` landmarks -> ``(N, 40, 2)``: the outer then inner lip contour (``motion.MOUTH_POINTS``'s
+    first 40 points)."""
     from ...geometry.face import LIPS_INNER, LIPS_OUTER
 
-    lips = np.asarray(canon, np.float64)[:, LIPS_OUTER + LIPS_INNER, :2].reshape(len(canon), -1)
-    fit = lips[np.asarray(fit_idx)]
-    mean = fit.mean(0)
-    _, s, vt = np.linalg.svd(fit - mean, full_matrices=False)
-    scale = s[0] / np.sqrt(len(fit)) if s[0] > 0 else 1.0
-    k = min(dim, vt.shape[0])
-    out = np.zeros((len(lips), dim), np.float32)
-    out[:, :k] = (lips - mean) @ vt[:k].T / scale
-    return out
+    return np.asarray(canon)[:, LIPS_OUTER + LIPS_INNER, :2]
+
+
+def lip_codes(canon: np.ndarray, fit_idx: np.ndarray, dim: int) -> np.ndarray:
+    """Teacher codes for the audio network: ``(N, 478, 3)`` canonical landmarks -> ``(N, dim)`` (``LipBasis``
+    fitted on frames ``fit_idx``)."""
+    return LipBasis.fit(canon, fit_idx, dim).codes(lip_points(canon))
 
 
 def head_aabb(shape: np.ndarray, margin: tuple[float, ...]) -> tuple[float, ...]:

@@ -31,7 +31,7 @@ from ...subject import Subject
 from ..base import Engine, EngineConfig
 from ..types import Drive
 from .audio import momentum_smooth
-from .data import NerfData, head_aabb, stack8
+from .data import LipBasis, NerfData, head_aabb, stack8
 from .fields import FieldConfig, TorsoConfig
 from .model import Frame, TalkingNeRF
 from .trainer import NerfModel
@@ -141,6 +141,7 @@ class NerfEngine(Engine):
     Config = NerfConfig
     free_pose = True  # renders any head pose, not only recorded ones
     background_swap = True  # head and torso have alpha: any plate goes behind them
+    landmark_lips = True  # --lips audio|tracked: the drive's lip points, through the teacher's basis, are the code
     eye_control = True  # the eye feature conditions the field
     lookahead = max(LOOKAHEAD.values())
 
@@ -177,6 +178,8 @@ class NerfEngine(Engine):
         split = subject.split("train")
         eng.n_train = int(split[-1]) if len(split) else 0
         eng.frames = SpeechFrames(subject, (0, 0, subject.size), subject.tracks["landmarks"])
+        # the lip-shape coordinates the audio code was taught (trainer: w_teacher), fitted on the same frames
+        eng.lips = LipBasis.fit(subject.tracks["canon_landmarks"], split, eng.model.audio_net.out_dim)
         return eng
 
     def _plates(self, rows: Drive, state: dict) -> tuple[np.ndarray, torch.Tensor]:
@@ -193,9 +196,12 @@ class NerfEngine(Engine):
     @torch.no_grad()
     def render_batch(self, rows: Drive, ks: np.ndarray, prepared, state: dict) -> list[np.ndarray]:
         d, dev = self.data, self.device
-        windows = feature_windows(self.cfg.audio, rows.visemes, rows.mel_windows)
-        codes = self.model.audio_net(torch.from_numpy(stack8(windows, ks)).to(dev))
-        codes = momentum_smooth(codes, self.cfg.smoothing, state.get("code"))  # test-time smoothing
+        if rows.mouth is not None:  # a mouth shape to render (the expression learner's or tracked): as it is
+            codes = torch.from_numpy(self.lips.codes(rows.mouth[ks][:, :LipBasis.POINTS])).to(dev)
+        else:  # the paper's audio code, with its test-time smoothing
+            windows = feature_windows(self.cfg.audio, rows.visemes, rows.mel_windows)
+            codes = self.model.audio_net(torch.from_numpy(stack8(windows, ks)).to(dev))
+            codes = momentum_smooth(codes, self.cfg.smoothing, state.get("code"))
         state["code"] = codes[-1]
         out = []
         for a, k in zip(codes, ks):
