@@ -3,8 +3,10 @@
 Training runs three phases inside one budget (``head``, ``lips``, ``torso``;
 shares in the config; ``trainer.py``) on frames at ``size``, chosen from the head: on the CPU the head box
 spans ``head_pixels``, on CUDA the subject's own resolution. Rendering: per drive frame the audio code
-(momentum smoothed over time, a state the render session carries), the eye feature and the head pose of the
-replayed training frame (or a user pose) condition the head field. A drive that replays recorded frames as
+(momentum smoothed over time, a state the render session carries) or, when the drive carries a mouth
+(``--lips audio``: the expression learner's; ``tracked``), that mouth's lip points in the coordinates the
+audio code was taught (``LipBasis``), the eye feature and the head pose of the replayed training frame (or a
+user pose) condition the head field. A drive that replays recorded frames as
 they were (no pose or background of its own) keeps them and renders only what speech changes
 (``compose.SpeechFrames``: the lower face from under the nose, the eyes while a drawn blink differs): the
 head field's rays under that region's mask at ``size`` (coarser past ``speech_rays``), over the recorded
