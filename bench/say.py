@@ -68,18 +68,20 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def exported(face: Face, batches, kind: str):
-    """(run, note) through ONNX Runtime or OpenVINO at ``kind`` ("onnx", "ov-f32", "ov-bf16"); raises when absent."""
+    """A function running ``face`` through ONNX Runtime or OpenVINO at ``kind`` ("onnx", "ov-f32", "ov-bf16");
+    raises when that runtime is absent."""
     example = tuple(t.contiguous().clone() for t in batches[0])
     if kind == "onnx":
         import onnxruntime as ort
 
-        path = Path(tempfile.mkdtemp()) / "net.onnx"
-        with torch.no_grad():
-            torch.onnx.export(face, example, str(path), dynamo=False, opset_version=17,
-                              input_names=[f"x{i}" for i in range(len(example))])
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = torch.get_num_threads()
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        with tempfile.TemporaryDirectory() as tmp:  # the session keeps the model; the file can go
+            path = Path(tmp) / "net.onnx"
+            with torch.no_grad():
+                torch.onnx.export(face, example, str(path), dynamo=False, opset_version=17,
+                                  input_names=[f"x{i}" for i in range(len(example))])
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = torch.get_num_threads()
+            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         return lambda *x: sess.run(None, {f"x{i}": t.contiguous().numpy() for i, t in enumerate(x)})[0]
     import openvino as ov
 

@@ -13,7 +13,8 @@ __all__ = ["below_nose", "eye_mask", "feathered_polygon", "feathered_polygons", 
 
 def mask_bbox(mask: np.ndarray, above: float = 0.0) -> tuple[int, int, int, int] | None:
     """(x0, y0, x1, y1), ends exclusive, of the pixels of ``mask`` (H, W) above ``above``; None when none are."""
-    rows, cols = np.nonzero((mask > above).any(1))[0], np.nonzero((mask > above).any(0))[0]
+    on = mask > above
+    rows, cols = np.nonzero(on.any(1))[0], np.nonzero(on.any(0))[0]
     if not len(rows):
         return None
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1

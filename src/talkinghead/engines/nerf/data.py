@@ -22,6 +22,7 @@ import torch
 
 from ...audio.windows import feature_windows
 from ...compose.labels import FACE, HEAD_LABELS, TORSO
+from ...geometry.face import LIPS_INNER, LIPS_OUTER
 from ...progress import bar
 from ...subject import Subject
 
@@ -43,7 +44,7 @@ class LipBasis:
     jitter stays small instead of being blown up by whitening). Columns past the 80 lip coordinates are zero.
     """
 
-    POINTS = 40  # LIPS_OUTER + LIPS_INNER: the first points of motion.MOUTH_POINTS
+    POINTS = len(LIPS_OUTER) + len(LIPS_INNER)  # 40: the first points of motion.MOUTH_POINTS
 
     def __init__(self, lips: np.ndarray, dim: int):
         """``lips`` (N, 40, 2): the fitting frames' ``LIPS_OUTER + LIPS_INNER`` points, pose-free."""
@@ -69,8 +70,6 @@ class LipBasis:
 def lip_points(canon: np.ndarray) -> np.ndarray:
     """``(N, 478, ≥2)`` landmarks -> ``(N, 40, 2)``: the outer then inner lip contour (``motion.MOUTH_POINTS``'s
     first 40 points)."""
-    from ...geometry.face import LIPS_INNER, LIPS_OUTER
-
     return np.asarray(canon)[:, LIPS_OUTER + LIPS_INNER, :2]
 
 
